@@ -1,0 +1,1 @@
+//! Edge ⇄ worker wire protocol (placeholder; the framed bincode codec lands here).

@@ -1,0 +1,3 @@
+//! Paddock worker library: slot pools, nsjail launch, runners, protocol servers.
+
+pub mod executor;
