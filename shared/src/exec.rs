@@ -42,6 +42,10 @@ pub mod error_type {
     pub const INVALID_CODE: &str = "InvalidCode";
     /// The sandbox failed for a reason outside the user's code.
     pub const SANDBOX_FAILURE: &str = "SandboxFailure";
+    /// The result was over the 1 MiB cap.
+    pub const RESULT_TOO_LARGE: &str = "ResultTooLarge";
+    /// The pids limit stopped a fork or thread.
+    pub const PIDS_LIMIT: &str = "PidsLimitExceeded";
 }
 
 /// How an execution ended.
