@@ -76,3 +76,91 @@ impl std::fmt::Display for Language {
         f.write_str(self.as_str())
     }
 }
+
+// --- control-plane records (written by the edge, replicated to workers) ---
+//
+// These travel through the replication log encoded with bincode (serde), so they hold no
+// `serde_json::Value`: JSON documents (schemas, config) are stored as JSON text. Times are
+// unix seconds.
+
+/// A namespace: the unit of routing and isolation, owned by one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    pub name: String,
+    pub description: String,
+    /// Owning account id.
+    pub owner: String,
+    pub created_at: u64,
+}
+
+/// A service: a group of functions inside a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub namespace: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: u64,
+}
+
+/// A function's metadata; its code lives in immutable [`VersionRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionRecord {
+    pub namespace: String,
+    pub service: String,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// The version that runs (the newest one).
+    pub current_version: u32,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// One immutable version of a function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub namespace: String,
+    pub service: String,
+    pub function: String,
+    pub version: u32,
+    /// Always `code_sandbox` for now.
+    pub backend: String,
+    pub language: Language,
+    pub code: String,
+    /// JSON text of the function's config object (`{}` when none).
+    pub config_json: String,
+    /// JSON text of the input schema, if any.
+    pub input_schema_json: Option<String>,
+    /// JSON text of the output schema, if any.
+    pub output_schema_json: Option<String>,
+    /// Canonical package names (aliases resolved).
+    pub requirements: Vec<String>,
+    /// Template the version was made from, if any.
+    pub template: Option<String>,
+    /// Set when the version was made by `restore_version`: the version it copies.
+    pub restored_from: Option<u32>,
+    pub created_at: u64,
+}
+
+/// One replicated state change. Only what code execution needs: never accounts, keys,
+/// key digests, passwords or credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplOp {
+    /// A namespace was made (or its metadata changed).
+    PutNamespace(NamespaceRecord),
+    /// A service was made (or its metadata changed).
+    PutService(ServiceRecord),
+    /// A service and every function (and version) in it were deleted.
+    DeleteService { namespace: String, name: String },
+    /// A function was made or changed; `version` is set when a new version was added.
+    PutFunction { function: FunctionRecord, version: Option<VersionRecord> },
+    /// A function and its versions were deleted.
+    DeleteFunction { namespace: String, service: String, name: String },
+}
+
+/// One entry of the replication log: a monotonic sequence number and the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplEntry {
+    pub seq: u64,
+    pub op: ReplOp,
+}
