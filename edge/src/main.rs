@@ -1,4 +1,139 @@
 //! `paddock-edge`: the front door (TLS, routing, auth, MCP servers, control state).
-fn main() {
-    println!("paddock-edge");
+//!
+//! `paddock-edge serve [--config FILE] [--data-dir DIR] [--listen ADDR] [--domain DOMAIN]
+//! [--http-listen ADDR] [--log-format text|json] [--check-config]`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use paddock_edge::config::{EdgeConfig, Overrides};
+use paddock_edge::mcp::NoWorkers;
+use paddock_edge::server;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "paddock-edge",
+    version,
+    about = "Paddock edge: TLS, routing, auth, MCP, control state"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve MCP and REST over TLS until SIGTERM (graceful) or SIGINT.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// TOML configuration file (every key has a default).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TLS listener address (overrides `listen`).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Base domain (overrides `domain`).
+    #[arg(long)]
+    domain: Option<String>,
+    /// Plain-HTTP listener address (overrides `http_listen`; off by default).
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// `text` or `json` (overrides `log_format`).
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Validate the configuration and TLS material, then exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_EDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        domain: args.domain,
+        http_listen: args.http_listen,
+        log_format: args.log_format,
+    };
+    let cfg = match EdgeConfig::load(args.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("paddock-edge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        if !cfg.tls_certs.is_empty()
+            && let Err(e) = server::resolver(&cfg)
+        {
+            eprintln!("paddock-edge: TLS: {e}");
+            return ExitCode::from(2);
+        }
+        println!(
+            "configuration OK: listen {} domain {} data_dir {}",
+            cfg.listen,
+            cfg.domain,
+            cfg.data_dir.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_logs(&cfg.log_format);
+    match serve(&cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("paddock-edge: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(cfg: &EdgeConfig) -> anyhow::Result<()> {
+    // Listener and TLS problems stop start-up before anything else happens.
+    server::check_listeners(cfg)?;
+    server::resolver(cfg)?;
+    let (app, admin_key) = server::app_backend::open(cfg)
+        .map_err(|e| anyhow::anyhow!("cannot open the control plane: {e}"))?;
+    if let Some(key) = admin_key {
+        println!(
+            "admin API key (shown once; also in {}): {key}",
+            cfg.data_dir.join("admin.key").display()
+        );
+    }
+    let backend: Arc<dyn server::backend::Backend> = Arc::new(app.clone());
+    let prepared = server::prepare(cfg, backend, Arc::new(NoWorkers))?;
+    let port = cfg.listen_addr().map(|a| a.port()).unwrap_or(8443);
+    println!(
+        "paddock-edge listening on https://{} — create: https://{{ns}}.create.{d}:{port}/mcp or https://{d}:{port}/mcp/create/{{ns}}",
+        cfg.listen,
+        d = cfg.domain
+    );
+    tracing::info!(listen = %cfg.listen, http_listen = %cfg.http_listen, domain = %cfg.domain, "serving");
+    prepared.run();
+    tracing::info!("listeners closed; flushing control state");
+    server::app_backend::close(&app);
+    Ok(())
 }

@@ -1,0 +1,425 @@
+//! Edge configuration: one TOML file, every key defaulted by a named constant,
+//! `deny_unknown_fields`, `PADDOCK_EDGE_*` environment overrides, command-line overrides,
+//! and validation at load that reports every problem at once, naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./data/edge";
+/// Default TLS listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Default base domain.
+pub const DEFAULT_DOMAIN: &str = "localhost";
+/// Default request body limit (4 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
+/// Default grace period on SIGTERM, seconds.
+pub const DEFAULT_GRACE_PERIOD_SECS: u64 = 5;
+/// Default worker threads of the HTTP service.
+pub const DEFAULT_THREADS: usize = 2;
+/// Default log format.
+pub const DEFAULT_LOG_FORMAT: &str = "text";
+/// Default: MCP sessions off (stateless JSON replies).
+pub const DEFAULT_MCP_SESSIONS: bool = false;
+/// Default: self-registration on.
+pub const DEFAULT_REGISTRATION_ENABLED: bool = true;
+/// Default admin account email.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
+/// Largest accepted body limit (64 MiB).
+pub const MAX_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+fn d_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+fn d_listen() -> String {
+    DEFAULT_LISTEN.to_owned()
+}
+fn d_domain() -> String {
+    DEFAULT_DOMAIN.to_owned()
+}
+fn d_max_body() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn d_grace() -> u64 {
+    DEFAULT_GRACE_PERIOD_SECS
+}
+fn d_threads() -> usize {
+    DEFAULT_THREADS
+}
+fn d_log_format() -> String {
+    DEFAULT_LOG_FORMAT.to_owned()
+}
+fn d_sessions() -> bool {
+    DEFAULT_MCP_SESSIONS
+}
+fn d_registration() -> bool {
+    DEFAULT_REGISTRATION_ENABLED
+}
+fn d_admin_email() -> String {
+    DEFAULT_ADMIN_EMAIL.to_owned()
+}
+
+/// One operator certificate (PEM chain + PEM key). SNI picks among them by their names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The edge configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Data directory (sled database, admin key, generated certificate).
+    #[serde(default = "d_data_dir")]
+    pub data_dir: PathBuf,
+    /// TLS listener address.
+    #[serde(default = "d_listen")]
+    pub listen: String,
+    /// Plain-HTTP listener for use behind another TLS terminator; empty = off.
+    #[serde(default)]
+    pub http_listen: String,
+    /// Base domain of `{ns}.create.{domain}` and `{ns}.run.{domain}`.
+    #[serde(default = "d_domain")]
+    pub domain: String,
+    /// Operator certificates; empty = a development certificate generated in the data dir.
+    #[serde(default)]
+    pub tls_certs: Vec<CertConfig>,
+    /// Request body limit in bytes (413 above it).
+    #[serde(default = "d_max_body")]
+    pub max_body_bytes: u64,
+    /// Seconds to drain in-flight requests after SIGTERM.
+    #[serde(default = "d_grace")]
+    pub grace_period_secs: u64,
+    /// Worker threads of the HTTP service.
+    #[serde(default = "d_threads")]
+    pub threads: usize,
+    /// `text` or `json`.
+    #[serde(default = "d_log_format")]
+    pub log_format: String,
+    /// Keep MCP sessions (`Mcp-Session-Id`) instead of stateless JSON replies.
+    #[serde(default = "d_sessions")]
+    pub mcp_sessions: bool,
+    /// `POST /v1/auth/register` allowed.
+    #[serde(default = "d_registration")]
+    pub registration_enabled: bool,
+    /// Email of the admin account created on first start.
+    #[serde(default = "d_admin_email")]
+    pub admin_email: String,
+    /// JWT signing secret; unset = generated and kept in the data dir.
+    #[serde(default)]
+    pub jwt_secret: Option<String>,
+    /// API-key digest pepper; unset = generated and kept in the data dir.
+    #[serde(default)]
+    pub key_pepper: Option<String>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        // An empty document takes every default.
+        toml::from_str("").unwrap_or_else(|_| unreachable!("empty config always parses"))
+    }
+}
+
+/// Command-line overrides (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub domain: Option<String>,
+    pub http_listen: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl EdgeConfig {
+    /// Loads the file (if any), applies `PADDOCK_EDGE_*` variables from `env`, then the
+    /// command-line overrides, then validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unreadable or malformed file, or every invalid key at once.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        cli: &Overrides,
+    ) -> Result<EdgeConfig, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<EdgeConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => EdgeConfig::default(),
+        };
+        let mut problems = cfg.apply_env(env);
+        if let Some(v) = &cli.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = &cli.listen {
+            cfg.listen = v.clone();
+        }
+        if let Some(v) = &cli.domain {
+            cfg.domain = v.clone();
+        }
+        if let Some(v) = &cli.http_listen {
+            cfg.http_listen = v.clone();
+        }
+        if let Some(v) = &cli.log_format {
+            cfg.log_format = v.clone();
+        }
+        problems.extend(cfg.problems());
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    fn apply_env(&mut self, env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("PADDOCK_EDGE_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let bad = |what: &str| format!("{name} (key `{key}`): {value:?} is not {what}");
+            match key.as_str() {
+                "data_dir" => self.data_dir = PathBuf::from(&value),
+                "listen" => self.listen = value,
+                "http_listen" => self.http_listen = value,
+                "domain" => self.domain = value,
+                "log_format" => self.log_format = value,
+                "admin_email" => self.admin_email = value,
+                "jwt_secret" => self.jwt_secret = Some(value),
+                "key_pepper" => self.key_pepper = Some(value),
+                "max_body_bytes" => match value.parse() {
+                    Ok(v) => self.max_body_bytes = v,
+                    Err(_) => problems.push(bad("a number of bytes")),
+                },
+                "grace_period_secs" => match value.parse() {
+                    Ok(v) => self.grace_period_secs = v,
+                    Err(_) => problems.push(bad("a number of seconds")),
+                },
+                "threads" => match value.parse() {
+                    Ok(v) => self.threads = v,
+                    Err(_) => problems.push(bad("a number")),
+                },
+                "mcp_sessions" => match value.parse() {
+                    Ok(v) => self.mcp_sessions = v,
+                    Err(_) => problems.push(bad("true or false")),
+                },
+                "registration_enabled" => match value.parse() {
+                    Ok(v) => self.registration_enabled = v,
+                    Err(_) => problems.push(bad("true or false")),
+                },
+                // Variables the edge reads elsewhere (e.g. PADDOCK_EDGE_LOG) are not keys.
+                "log" | "bin" => {}
+                _ => problems.push(format!("{name}: unknown key `{key}`")),
+            }
+        }
+        problems
+    }
+
+    /// Every problem with the values, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.data_dir.as_os_str().is_empty() {
+            p.push("data_dir: must not be empty".to_owned());
+        }
+        if self.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!(
+                "listen: {:?} is not an address like 127.0.0.1:8443",
+                self.listen
+            ));
+        }
+        if !self.http_listen.is_empty() && self.http_listen.parse::<SocketAddr>().is_err() {
+            p.push(format!(
+                "http_listen: {:?} is not an address like 127.0.0.1:8080 (or empty for off)",
+                self.http_listen
+            ));
+        }
+        if !self.http_listen.is_empty() && self.http_listen == self.listen {
+            p.push("http_listen: must differ from listen".to_owned());
+        }
+        let domain_ok = !self.domain.is_empty()
+            && self.domain.len() <= 253
+            && self.domain.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        if !domain_ok {
+            p.push(format!(
+                "domain: {:?} is not a lower-case DNS name like example.com",
+                self.domain
+            ));
+        }
+        for (i, c) in self.tls_certs.iter().enumerate() {
+            if !c.cert.is_file() {
+                p.push(format!(
+                    "tls_certs[{i}].cert: {} is not a readable file",
+                    c.cert.display()
+                ));
+            }
+            if !c.key.is_file() {
+                p.push(format!(
+                    "tls_certs[{i}].key: {} is not a readable file",
+                    c.key.display()
+                ));
+            }
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > MAX_MAX_BODY_BYTES {
+            p.push(format!(
+                "max_body_bytes: {} is outside 1024..={MAX_MAX_BODY_BYTES}",
+                self.max_body_bytes
+            ));
+        }
+        if self.grace_period_secs > 3600 {
+            p.push(format!(
+                "grace_period_secs: {} is over 3600",
+                self.grace_period_secs
+            ));
+        }
+        if self.threads == 0 || self.threads > 256 {
+            p.push(format!("threads: {} is outside 1..=256", self.threads));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            p.push(format!(
+                "log_format: {:?} is not text or json",
+                self.log_format
+            ));
+        }
+        if !self.admin_email.contains('@') {
+            p.push(format!(
+                "admin_email: {:?} is not an email address",
+                self.admin_email
+            ));
+        }
+        for (key, v) in [
+            ("jwt_secret", &self.jwt_secret),
+            ("key_pepper", &self.key_pepper),
+        ] {
+            if let Some(s) = v
+                && s.len() < 16
+            {
+                p.push(format!("{key}: must be at least 16 characters"));
+            }
+        }
+        p
+    }
+
+    /// The listener addresses.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let cfg = EdgeConfig::load(None, env(&[]), &Overrides::default()).expect("defaults");
+        assert_eq!(cfg.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(cfg.listen, DEFAULT_LISTEN);
+        assert_eq!(cfg.domain, "localhost");
+        assert_eq!(cfg.http_listen, "");
+        assert_eq!(cfg.max_body_bytes, 4 * 1024 * 1024);
+        assert!(!cfg.mcp_sessions);
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_port = 3\n").expect("write");
+        let err = EdgeConfig::load(Some(&path), env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn all_problems_at_once_naming_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("edge.toml");
+        std::fs::write(
+            &path,
+            "listen = \"nope\"\ndomain = \"Bad Domain\"\nmax_body_bytes = 1\nlog_format = \"xml\"\n",
+        )
+        .expect("write");
+        let err = EdgeConfig::load(
+            Some(&path),
+            env(&[("PADDOCK_EDGE_THREADS", "x")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        let ConfigError::Invalid(problems) = err else {
+            panic!("expected Invalid")
+        };
+        let text = problems.join("\n");
+        for key in [
+            "listen:",
+            "domain:",
+            "max_body_bytes:",
+            "log_format:",
+            "PADDOCK_EDGE_THREADS",
+        ] {
+            assert!(text.contains(key), "missing {key} in {text}");
+        }
+        assert_eq!(problems.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn env_then_cli_override() {
+        let cfg = EdgeConfig::load(
+            None,
+            env(&[
+                ("PADDOCK_EDGE_LISTEN", "127.0.0.1:9000"),
+                ("PADDOCK_EDGE_DOMAIN", "a.example"),
+            ]),
+            &Overrides {
+                domain: Some("b.example".into()),
+                ..Overrides::default()
+            },
+        )
+        .expect("load");
+        assert_eq!(cfg.listen, "127.0.0.1:9000");
+        assert_eq!(cfg.domain, "b.example");
+        let err = EdgeConfig::load(
+            None,
+            env(&[("PADDOCK_EDGE_NOPE", "1")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown key `nope`"), "{err}");
+    }
+}

@@ -1,0 +1,9 @@
+//! `paddock-edge` library: the transport (config, TLS, routing, HTTP serving, MCP) and the
+//! control plane behind the [`app::App`] seam.
+
+pub mod app;
+pub mod config;
+pub mod mcp;
+pub mod route;
+pub mod server;
+pub mod tls;

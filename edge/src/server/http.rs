@@ -1,0 +1,376 @@
+//! The pingora HTTP application: reads a request, routes it, enforces the body limit,
+//! authenticates MCP requests, and hands them to rmcp, REST to `App::rest`, health to
+//! itself. Replies are written here, errors rendered only by [`error_reply`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use serde_json::json;
+use tower_service::Service as _;
+
+use paddock_shared::ErrorCode;
+
+use crate::app::{ApiError, Endpoint, RestRequest};
+use crate::mcp::{CallCtx, McpService};
+use crate::route::{Health, Route, RunMode, route};
+use crate::server::backend::Backend;
+use crate::server::error::error_reply;
+use crate::server::reply::{Body, Reply};
+
+/// The SNI a TLS client sent, captured at handshake (see `server::SniCapture`).
+#[derive(Debug, Clone)]
+pub struct Sni(pub Option<String>);
+
+/// The edge's HTTP application (one per process, shared by all listeners).
+pub struct EdgeHttp {
+    pub backend: Arc<dyn Backend>,
+    pub mcp: McpService,
+    pub domain: String,
+    pub max_body_bytes: u64,
+}
+
+struct Parts {
+    method: http::Method,
+    uri: http::Uri,
+    path: String,
+    query: Option<String>,
+    headers: http::HeaderMap,
+    sni: Option<String>,
+    host: Option<String>,
+}
+
+fn parts_of(http: &ServerSession) -> Parts {
+    let req = http.req_header();
+    let sni = http
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .and_then(|s| s.extension.get::<Sni>())
+        .and_then(|s| s.0.clone());
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()));
+    Parts {
+        method: req.method.clone(),
+        uri: req.uri.clone(),
+        path: req.uri.path().to_owned(),
+        query: req.uri.query().map(str::to_owned),
+        headers: req.headers.clone(),
+        sni,
+        host,
+    }
+}
+
+/// The API key from `Authorization: Bearer …` or `x-api-key`.
+///
+/// # Errors
+/// `AUTHENTICATION_FAILED` when neither header carries a key.
+pub fn api_key(headers: &http::HeaderMap) -> Result<&str, ApiError> {
+    if let Some(v) = headers.get(http::header::AUTHORIZATION) {
+        let v = v.to_str().unwrap_or("").trim();
+        let (scheme, key) = v.split_once(' ').unwrap_or((v, ""));
+        if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() {
+            return Ok(key.trim());
+        }
+        return Err(ApiError::new(
+            ErrorCode::AuthenticationFailed,
+            "the Authorization header must be `Bearer <api key>`",
+        ));
+    }
+    if let Some(v) = headers.get("x-api-key") {
+        let key = v.to_str().unwrap_or("").trim();
+        if !key.is_empty() {
+            return Ok(key);
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::AuthenticationFailed,
+        "missing API key: send `Authorization: Bearer <api key>` or `x-api-key: <api key>`",
+    ))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("request body is over the limit of {limit} bytes; send a smaller request"),
+    )
+}
+
+/// Reads the body, refusing a declared or streamed size over `limit`.
+async fn read_body(
+    http: &mut ServerSession,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> Result<Bytes, ApiError> {
+    if let Some(cl) = headers.get(http::header::CONTENT_LENGTH) {
+        match cl.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(n) if n > limit => return Err(too_large(limit)),
+            Some(_) => {}
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "Content-Length is not a number",
+                ));
+            }
+        }
+    }
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match http.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if (buf.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large(limit));
+                }
+                if buf.is_empty() && http.is_body_done() {
+                    return Ok(chunk);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("cannot read the request body: {e}"),
+                ));
+            }
+        }
+    }
+}
+
+impl EdgeHttp {
+    async fn handle(&self, http: &mut ServerSession, draining: bool) -> Reply {
+        let p = parts_of(http);
+        let route = match route(
+            p.sni.as_deref(),
+            p.host.as_deref(),
+            &p.path,
+            p.query.as_deref(),
+            &self.domain,
+        ) {
+            Ok(r) => r,
+            Err(e) => return closing(error_reply(&e.to_api_error(&self.domain))),
+        };
+        match route {
+            Route::Health(h) => self.health(h, draining),
+            Route::Rest => {
+                let body = match read_body(http, &p.headers, self.max_body_bytes).await {
+                    Ok(b) => b,
+                    Err(e) => return closing(error_reply(&e)),
+                };
+                let headers = p
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                    .collect();
+                let req = RestRequest {
+                    method: p.method.as_str().to_owned(),
+                    path: p.path.clone(),
+                    query: p.query.clone(),
+                    headers,
+                    body: body.to_vec(),
+                    client_addr: http.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+                };
+                let resp = self.backend.rest(req).await;
+                let mut reply = Reply::json(resp.status, &resp.body);
+                reply.headers.extend(
+                    resp.headers
+                        .into_iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v)),
+                );
+                reply
+            }
+            Route::Mcp {
+                endpoint,
+                namespace,
+                run_mode,
+            } => match self.mcp(http, p, endpoint, namespace, run_mode).await {
+                Ok(r) => r,
+                Err(e) => error_reply(&e),
+            },
+        }
+    }
+
+    fn health(&self, h: Health, draining: bool) -> Reply {
+        match h {
+            Health::Live => Reply::json(200, &json!({"status": "ok"})),
+            Health::Ready if draining => error_reply(&ApiError::new(
+                ErrorCode::NotReady,
+                "the edge is shutting down; use another instance",
+            )),
+            Health::Ready => Reply::json(200, &json!({"status": "ready"})),
+            Health::Status => Reply::json(
+                200,
+                &json!({
+                    "status": if draining { "draining" } else { "ok" },
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "committed_seq": self.backend.committed_seq(),
+                }),
+            ),
+        }
+    }
+
+    async fn mcp(
+        &self,
+        http: &mut ServerSession,
+        p: Parts,
+        endpoint: Endpoint,
+        namespace: String,
+        run_mode: RunMode,
+    ) -> Result<Reply, ApiError> {
+        let body = match read_body(http, &p.headers, self.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return Ok(closing(error_reply(&e))),
+        };
+        let principal = self.backend.authenticate(api_key(&p.headers)?)?;
+        self.backend.authorize(&principal, endpoint, &namespace)?;
+        let mut builder = http::Request::builder().method(p.method).uri(p.uri);
+        if let Some(h) = builder.headers_mut() {
+            *h = p.headers;
+        }
+        let mut req = builder
+            .body(Full::new(body))
+            .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("malformed request: {e}")))?;
+        req.extensions_mut().insert(CallCtx {
+            principal,
+            endpoint,
+            namespace,
+            run_mode,
+        });
+        let resp = match self.mcp.clone().call(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let (parts, body) = resp.into_parts();
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let streaming = headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream"));
+        let body = if streaming {
+            Body::Stream(body)
+        } else {
+            match body.collect().await {
+                Ok(c) => Body::Full(c.to_bytes()),
+                Err(never) => match never {},
+            }
+        };
+        Ok(Reply {
+            status: parts.status.as_u16(),
+            headers,
+            body,
+            close: false,
+        })
+    }
+}
+
+fn closing(mut r: Reply) -> Reply {
+    r.close = true;
+    r
+}
+
+async fn write_reply(http: &mut ServerSession, reply: Reply) -> pingora::Result<()> {
+    let mut head = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+    for (k, v) in reply.headers {
+        if k == "content-length" || k == "transfer-encoding" || k == "connection" {
+            continue;
+        }
+        head.append_header(k, v)?;
+    }
+    match reply.body {
+        Body::Full(bytes) => {
+            head.insert_header(http::header::CONTENT_LENGTH, bytes.len().to_string())?;
+            http.write_response_header(Box::new(head)).await?;
+            if !bytes.is_empty() {
+                http.write_response_body(bytes, true).await?;
+            }
+        }
+        Body::Stream(mut body) => {
+            head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            http.write_response_header(Box::new(head)).await?;
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame;
+                if let Ok(data) = frame.into_data()
+                    && !data.is_empty()
+                {
+                    http.write_response_body(data, false).await?;
+                }
+            }
+            http.write_response_body(Bytes::new(), true).await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl HttpServerApp for EdgeHttp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut http: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match http.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read a request");
+                return None;
+            }
+        }
+        let draining = *shutdown.borrow();
+        http.set_keepalive(if draining { None } else { Some(60) });
+        let reply = self.handle(&mut http, draining).await;
+        if reply.close {
+            http.set_keepalive(None);
+        }
+        if let Err(e) = write_reply(&mut http, reply).await {
+            tracing::debug!(error = %e, "cannot write a reply");
+            return None;
+        }
+        let persistent = HttpPersistentSettings::for_session(&http);
+        match http.finish().await {
+            Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, persistent)),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot finish a request");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_from_either_header() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(
+            api_key(&h).unwrap_err().code,
+            ErrorCode::AuthenticationFailed
+        );
+        h.insert("x-api-key", "pk_1".parse().expect("hv"));
+        assert_eq!(api_key(&h), Ok("pk_1"));
+        h.insert(
+            http::header::AUTHORIZATION,
+            "bearer pk_2".parse().expect("hv"),
+        );
+        assert_eq!(api_key(&h), Ok("pk_2"));
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Basic xyz".parse().expect("hv"),
+        );
+        let e = api_key(&h).unwrap_err();
+        assert!(e.message.contains("Bearer"), "{}", e.message);
+    }
+}
