@@ -1,1 +1,0 @@
-//! Edge ⇄ worker wire protocol (placeholder; the framed bincode codec lands here).
