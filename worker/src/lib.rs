@@ -1,3 +1,5 @@
 //! Paddock worker library: slot pools, nsjail launch, runners, protocol servers.
 
 pub mod executor;
+pub mod runners;
+pub mod typescript;

@@ -1,0 +1,125 @@
+//! The in-sandbox runner programs (Python and Node), embedded as assets, and the command
+//! line that starts each of them; the protocol they speak is docs/slot-protocol.md.
+
+use std::io;
+use std::path::Path;
+
+use paddock_shared::model::Language;
+
+/// The Python runner (`worker/runners/python/runner.py`), stdlib only.
+pub const PYTHON_RUNNER: &str = include_str!("../runners/python/runner.py");
+/// The Node runner (`worker/runners/node/runner.js`), CommonJS, no npm packages.
+pub const NODE_RUNNER: &str = include_str!("../runners/node/runner.js");
+
+/// File name of the Python runner inside the runner directory.
+pub const PYTHON_RUNNER_FILE: &str = "runner.py";
+/// File name of the Node runner inside the runner directory.
+pub const NODE_RUNNER_FILE: &str = "runner.js";
+/// Where the runner directory is mounted inside the jail (read-only).
+pub const JAIL_RUNNER_DIR: &str = "/paddock/runner";
+/// The Python interpreter (Debian's; the jail binds /usr read-only).
+pub const PYTHON_INTERPRETER: &str = "/usr/bin/python3";
+/// The Node interpreter (20.x).
+pub const NODE_INTERPRETER: &str = "/usr/bin/node";
+/// Environment variable naming the sandbox Python package directory; the Python runner
+/// puts it on `sys.path` itself (`-I` ignores `PYTHONPATH`).
+pub const PYTHON_PACKAGES_ENV: &str = "PADDOCK_PYTHON_PACKAGES";
+
+/// Writes both runners into `dir` as `runner.py` and `runner.js` (mode 0644), creating
+/// `dir` if needed. Files are replaced atomically (write to a temporary name, rename).
+///
+/// # Errors
+/// Any I/O error creating the directory or writing the files.
+pub fn materialize(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, body) in [
+        (PYTHON_RUNNER_FILE, PYTHON_RUNNER),
+        (NODE_RUNNER_FILE, NODE_RUNNER),
+    ] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, body)?;
+        set_mode(&tmp, 0o644)?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// The argv (program first) that starts the runner for `language`, with the runner files
+/// in `runner_dir` ([`JAIL_RUNNER_DIR`] inside the jail, any directory where
+/// [`materialize`] wrote them outside). `heap_mb` caps Node's old-space heap
+/// (`--max-old-space-size`); Python ignores it (the cgroup is the memory guard).
+///
+/// Python: `/usr/bin/python3 -I -B -X frozen_modules=on <dir>/runner.py`;
+/// Node: `/usr/bin/node [--max-old-space-size=<MB>] <dir>/runner.js`.
+pub fn runner_argv(language: Language, runner_dir: &str, heap_mb: Option<u32>) -> Vec<String> {
+    let dir = runner_dir.trim_end_matches('/');
+    match language {
+        Language::Python => vec![
+            PYTHON_INTERPRETER.to_owned(),
+            "-I".to_owned(),
+            "-B".to_owned(),
+            "-X".to_owned(),
+            "frozen_modules=on".to_owned(),
+            format!("{dir}/{PYTHON_RUNNER_FILE}"),
+        ],
+        Language::TypeScript => {
+            let mut argv = vec![NODE_INTERPRETER.to_owned()];
+            if let Some(mb) = heap_mb {
+                argv.push(format!("--max-old-space-size={mb}"));
+            }
+            argv.push(format!("{dir}/{NODE_RUNNER_FILE}"));
+            argv
+        }
+    }
+}
+
+/// The `language` field a runner puts in its `ready` frame.
+pub fn ready_language(language: Language) -> &'static str {
+    match language {
+        Language::Python => "python",
+        Language::TypeScript => "node",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_matches_the_slot_protocol() {
+        assert_eq!(
+            runner_argv(Language::Python, JAIL_RUNNER_DIR, Some(128)).join(" "),
+            "/usr/bin/python3 -I -B -X frozen_modules=on /paddock/runner/runner.py"
+        );
+        assert_eq!(
+            runner_argv(Language::TypeScript, "/paddock/runner/", Some(128)).join(" "),
+            "/usr/bin/node --max-old-space-size=128 /paddock/runner/runner.js"
+        );
+        assert_eq!(
+            runner_argv(Language::TypeScript, "/x", None).join(" "),
+            "/usr/bin/node /x/runner.js"
+        );
+    }
+
+    #[test]
+    fn materialize_writes_both_runners() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("runner");
+        materialize(&target).expect("materialize");
+        assert_eq!(
+            std::fs::read_to_string(target.join("runner.py")).expect("py"),
+            PYTHON_RUNNER
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.join("runner.js")).expect("js"),
+            NODE_RUNNER
+        );
+        materialize(&target).expect("idempotent");
+    }
+}
