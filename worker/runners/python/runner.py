@@ -1,0 +1,590 @@
+"""Paddock Python runner: one execution per process, spoken over the slot protocol.
+
+Contract: docs/slot-protocol.md. Started (inside the jail) as
+    /usr/bin/python3 -I -B -X frozen_modules=on /paddock/runner/runner.py
+Stdlib only. Start-up moves the protocol off fds 0/1, imports what executions need
+(so `ready` means warm), sends `ready`, then serves exactly one `execute` with exactly
+one `result` frame and exits 0 without running interpreter shutdown.
+"""
+
+import os
+import sys
+
+# --- protocol fds first, before anything can write to fd 1 -------------------------
+_REQ_FD = os.dup(0)
+_RESP_FD = os.dup(1)
+_null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(_null, 0)
+os.close(_null)
+os.dup2(2, 1)
+
+import asyncio  # noqa: E402  (pre-imported: awaiting coroutine results)
+import base64  # noqa: E402
+import builtins  # noqa: E402
+import collections  # noqa: E402,F401
+import dataclasses  # noqa: E402
+import datetime  # noqa: E402
+import decimal  # noqa: E402
+import enum  # noqa: E402
+import functools  # noqa: E402,F401
+import importlib  # noqa: E402
+import io  # noqa: E402
+import itertools  # noqa: E402,F401
+import json  # noqa: E402
+import linecache  # noqa: E402
+import math  # noqa: E402
+import pathlib  # noqa: E402
+import pty  # noqa: E402
+import random  # noqa: E402,F401
+import re  # noqa: E402
+import resource  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import types  # noqa: E402
+import typing  # noqa: E402,F401
+import uuid  # noqa: E402
+
+MAX_FRAME = 16 * 1024 * 1024
+MAX_RESULT = 1024 * 1024
+MAX_STDOUT = 64 * 1024
+MAX_STDERR = 64 * 1024
+CODE_FILE = "<code>"
+RUNNER_FILE = os.path.abspath(__file__)
+DENIED = "subprocesses are not allowed in the Paddock sandbox"
+
+_real_exit = os._exit
+
+
+def _setup_path():
+    """Workspace first (generated packages such as `functions`), then the stdlib, then the
+    sandbox package dir ($PADDOCK_PYTHON_PACKAGES) ahead of any system site-packages."""
+    packages = os.environ.get("PADDOCK_PYTHON_PACKAGES")
+    if packages and packages not in sys.path:
+        at = next(
+            (i for i, p in enumerate(sys.path) if p.endswith(("site-packages", "dist-packages"))),
+            len(sys.path),
+        )
+        sys.path.insert(at, packages)
+    sys.path.insert(0, os.getcwd())
+
+
+_setup_path()
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_frame_lock = threading.Lock()
+
+
+# --- framing -------------------------------------------------------------------------
+class ProtocolError(Exception):
+    """The worker sent something that is not a frame of the slot protocol."""
+
+
+def _read_exact(n):
+    chunks = []
+    while n:
+        chunk = os.read(_REQ_FD, min(n, 1 << 20))
+        if not chunk:
+            return None if not chunks else b"".join(chunks)
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame():
+    """Next frame as a dict; None on a clean end of stream."""
+    head = _read_exact(4)
+    if head is None:
+        return None
+    if len(head) < 4:
+        raise ProtocolError("end of stream inside a frame header")
+    (length,) = struct.unpack(">I", head)
+    if length > MAX_FRAME:
+        raise ProtocolError(f"frame of {length} bytes is over the 16 MiB cap")
+    body = _read_exact(length) if length else b""
+    if body is None or len(body) < length:
+        raise ProtocolError("end of stream inside a frame")
+    frame = json.loads(body)
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise ProtocolError("frame is not an object with a type")
+    return frame
+
+
+def _encode(obj):
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (from user strings) are not UTF-8: make them U+FFFD.
+        return _SURROGATES.sub("\ufffd", text).encode("utf-8")
+
+
+def send_frame(obj):
+    body = _encode(obj)
+    data = struct.pack(">I", len(body)) + body
+    with _frame_lock:
+        view = memoryview(data)
+        while view:
+            written = os.write(_RESP_FD, view)
+            view = view[written:]
+
+
+class CallError(Exception):
+    """A `call` frame was answered with `ok: false`."""
+
+
+_call_ids = itertools.count(1)
+
+
+def call(target, args):
+    """Request/response over the protocol fds (issue 4: cross-language and MCP calls).
+
+    Sends {type: call, id, target, args} and blocks for the matching `call_result`.
+    Returns its `value`, or raises CallError with its `error`.
+    """
+    call_id = next(_call_ids)
+    send_frame({"type": "call", "id": call_id, "target": target, "args": args})
+    while True:
+        frame = recv_frame()
+        if frame is None:
+            raise ProtocolError("the worker closed the pipe during a call")
+        if frame.get("type") == "call_result" and frame.get("id") == call_id:
+            if frame.get("ok"):
+                return frame.get("value")
+            raise CallError(str(frame.get("error")))
+
+
+# `import _paddock` inside the sandbox gives generated packages the call helper.
+_runtime = types.ModuleType("_paddock")
+_runtime.call = call
+_runtime.CallError = CallError
+sys.modules["_paddock"] = _runtime
+
+
+# --- capped output capture -------------------------------------------------------------
+class _CaptureBuffer:
+    """`sys.stdout.buffer`: bytes are decoded as UTF-8 with replacement characters."""
+
+    def __init__(self, owner):
+        self._owner = owner
+
+    def write(self, data):
+        self._owner.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+class Capture(io.TextIOBase):
+    """A text stream that keeps at most `cap` UTF-8 bytes, marker included."""
+
+    def __init__(self, name, cap):
+        super().__init__()
+        self.name = name
+        self._marker = f"\n[paddock: {name} truncated at {cap} bytes]\n"
+        self._budget = cap - len(self._marker.encode())
+        self._parts = []
+        self.truncated = False
+        self.buffer = _CaptureBuffer(self)
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def errors(self):
+        return "replace"
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        if self.truncated:
+            return len(s)
+        data = s.encode("utf-8", "surrogatepass")
+        if len(data) <= self._budget:
+            self._parts.append(s)
+            self._budget -= len(data)
+        else:
+            self._parts.append(data[: self._budget].decode("utf-8", "ignore"))
+            self._parts.append(self._marker)
+            self._budget = 0
+            self.truncated = True
+        return len(s)
+
+    def flush(self):
+        pass
+
+    def getvalue(self):
+        return "".join(self._parts)
+
+
+# --- subprocess entry points (the kernel filter is the real guard) -----------------------
+def _denied(name):
+    def denied(*args, **kwargs):
+        raise PermissionError(f"{DENIED} ({name})")
+
+    denied.__name__ = name
+    return denied
+
+
+for _name in (
+    "system", "popen", "fork", "forkpty", "vfork",
+    "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp", "execvpe",
+    "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe",
+    "posix_spawn", "posix_spawnp",
+):  # fmt: skip
+    if hasattr(os, _name):
+        setattr(os, _name, _denied(f"os.{_name}"))
+
+
+class _DeniedPopen(subprocess.Popen):
+    def __init__(self, *args, **kwargs):
+        self._child_created = False  # keeps Popen.__del__ quiet
+        raise PermissionError(f"{DENIED} (subprocess.Popen)")
+
+
+subprocess.Popen = _DeniedPopen
+pty.spawn = _denied("pty.spawn")
+pty.fork = _denied("pty.fork")
+
+
+# --- result conversion ----------------------------------------------------------------
+class NotSerializable(Exception):
+    """The result holds a value JSON cannot represent."""
+
+
+def _convert(o):
+    """`default=` for json.dumps: common non-JSON types, else NotSerializable."""
+    if isinstance(o, (datetime.datetime, datetime.date, datetime.time)):
+        return o.isoformat()
+    if isinstance(o, decimal.Decimal):
+        if o.is_finite() and o == o.to_integral_value():
+            return int(o)
+        return float(o)
+    if isinstance(o, (set, frozenset)):
+        try:
+            return sorted(o)
+        except TypeError:
+            return list(o)
+    if isinstance(o, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(o)).decode("ascii")
+    if isinstance(o, uuid.UUID):
+        return str(o)
+    if isinstance(o, datetime.timedelta):
+        return o.total_seconds()
+    if isinstance(o, enum.Enum):
+        return o.value
+    if isinstance(o, pathlib.PurePath):
+        return str(o)
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    t = type(o)
+    module = t.__module__ or ""
+    if module.startswith("numpy"):
+        if hasattr(o, "tolist"):
+            return o.tolist()
+    elif module.startswith("pandas"):
+        name = t.__name__
+        if name == "DataFrame":
+            return o.to_dict(orient="records")
+        if name == "Series":
+            return {str(k): v for k, v in o.to_dict().items()}
+        if name == "Timestamp":
+            return o.isoformat()
+        if name in ("NaTType", "NAType"):
+            return None
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        if hasattr(o, "to_dict"):
+            return o.to_dict()
+    raise NotSerializable(
+        f"the result contains a value of type '{module}.{t.__qualname__}' that cannot be "
+        "converted to JSON; return dicts, lists, strings, numbers, booleans or None"
+        if module not in ("builtins", "")
+        else f"the result contains a value of type '{t.__qualname__}' that cannot be "
+        "converted to JSON; return dicts, lists, strings, numbers, booleans or None"
+    )
+
+
+def _finite(o):
+    """Copy of `o` with NaN/Infinity floats replaced by None (JSON has no such numbers)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    try:
+        converted = _convert(o)
+    except NotSerializable:
+        return o
+    return o if converted is o else _finite(converted)
+
+
+def serialize(value):
+    """JSON text of the result. Raises NotSerializable with a message for the user."""
+    try:
+        return json.dumps(value, default=_convert, ensure_ascii=False, allow_nan=False)
+    except NotSerializable:
+        raise
+    except ValueError as e:
+        if "Circular reference" in str(e):
+            raise NotSerializable("the result contains a circular reference") from None
+        if "Out of range float" not in str(e):
+            raise NotSerializable(f"the result cannot be converted to JSON: {e}") from None
+    except TypeError as e:
+        raise NotSerializable(f"the result cannot be converted to JSON: {e}") from None
+    except RecursionError:
+        raise NotSerializable("the result is nested too deeply to convert to JSON") from None
+    try:
+        return json.dumps(_finite(value), default=_convert, ensure_ascii=False, allow_nan=False)
+    except NotSerializable:
+        raise
+    except (ValueError, TypeError, RecursionError) as e:
+        raise NotSerializable(f"the result cannot be converted to JSON: {e}") from None
+
+
+# --- one execution -------------------------------------------------------------------
+class Execution:
+    """State of the one execution this process serves."""
+
+    def __init__(self, frame):
+        self.frame = frame
+        self.stdout = Capture("stdout", MAX_STDOUT)
+        self.stderr = Capture("stderr", MAX_STDERR)
+        self.sent = False
+        self.cpu_start = _cpu_seconds()
+
+    def finish(self, status, result=None, error=None, result_truncated=False):
+        """Sends the one `result` frame (later calls are ignored)."""
+        if self.sent:
+            return
+        self.sent = True
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_ms = max(0, round((usage.ru_utime + usage.ru_stime - self.cpu_start) * 1000))
+        send_frame(
+            {
+                "type": "result",
+                "status": status,
+                "result": result,
+                "stdout": self.stdout.getvalue(),
+                "stderr": self.stderr.getvalue(),
+                "error": error,
+                "truncated": {
+                    "result": result_truncated,
+                    "stdout": self.stdout.truncated,
+                    "stderr": self.stderr.truncated,
+                },
+                "cpu_ms": cpu_ms,
+                "peak_rss_bytes": usage.ru_maxrss * 1024,
+            }
+        )
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+_current = None
+
+
+def _exit_intercepted(code=0):
+    """os._exit: report SandboxExit first, then really exit (0, as the protocol says)."""
+    ex = _current
+    if ex is not None:
+        _restore_streams()
+        ex.finish("failed", error=_error("SandboxExit", f"the code called os._exit({code!r})"))
+    _real_exit(0)
+
+
+os._exit = _exit_intercepted
+
+
+def _error(kind, message, tb=None):
+    return {"type": kind, "message": message, "traceback": tb}
+
+
+def _user_traceback(exc):
+    """Traceback text starting at the first frame of the user's code (runner trimmed)."""
+    tb = exc.__traceback__
+    first_user = tb
+    while first_user is not None and first_user.tb_frame.f_code.co_filename != CODE_FILE:
+        first_user = first_user.tb_next
+    if first_user is None:
+        # Raised before any user frame ran (e.g. a bad main() signature): drop the runner.
+        first_user = tb
+        while first_user is not None and first_user.tb_frame.f_code.co_filename == RUNNER_FILE:
+            first_user = first_user.tb_next
+    try:
+        te = traceback.TracebackException(type(exc), exc, first_user, compact=True)
+        te.stack = traceback.StackSummary.from_list(
+            [f for f in te.stack if f.filename != RUNNER_FILE]
+        )
+        return "".join(te.format())
+    except Exception:  # a hostile __str__ must not kill the runner
+        return f"{type(exc).__name__}\n"
+
+
+def _message(exc):
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def _write_files(files):
+    """Writes `files` (relative path → text) under the cwd; refuses escapes."""
+    if not isinstance(files, dict):
+        raise ValueError("files must be an object of relative path → text")
+    root = os.getcwd()
+    for rel, text in files.items():
+        if not isinstance(rel, str) or not isinstance(text, str):
+            raise ValueError("files must map relative paths to text")
+        parts = rel.split("/")
+        if (
+            not rel
+            or rel.startswith("/")
+            or "\0" in rel
+            or any(p in ("", ".", "..") for p in parts)
+        ):
+            raise ValueError(
+                f"refused to write file {rel!r}: paths must be relative, without '.', '..' "
+                "or empty parts, and stay inside the workspace"
+            )
+        path = os.path.join(root, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
+            f.write(text)
+    if files:
+        importlib.invalidate_caches()
+
+
+def _call_with(fn, *args):
+    """Calls fn with as many of args as it accepts (main() without parameters works)."""
+    code = getattr(fn, "__code__", None)
+    if code is not None and not (code.co_flags & 0x0C):  # no *args / **kwargs
+        takes = code.co_argcount - (1 if isinstance(fn, types.MethodType) else 0)
+        args = args[: max(0, takes)]
+    return fn(*args)
+
+
+def _resolve(g, input_data, context):
+    """Return value by the convention order: result, output, main, handler."""
+    if "result" in g:
+        value = g["result"]
+    elif "output" in g:
+        value = g["output"]
+    elif callable(g.get("main")):
+        value = _call_with(g["main"], input_data)
+    elif callable(g.get("handler")):
+        value = _call_with(g["handler"], input_data, context)
+    else:
+        value = None
+    if isinstance(value, types.CoroutineType):
+        value = asyncio.run(value)
+    return value
+
+
+_saved_streams = (sys.stdout, sys.stderr)
+
+
+def _restore_streams():
+    sys.stdout, sys.stderr = _saved_streams
+
+
+def execute(frame):
+    global _current
+    ex = Execution(frame)
+    _current = ex
+    code = frame.get("code")
+    input_data = frame.get("input", {})
+    context = frame.get("context") or {}
+    if not isinstance(code, str):
+        ex.finish("failed", error=_error("InvalidCode", "the execute frame has no code text"))
+        return
+    try:
+        _write_files(frame.get("files") or {})
+    except (ValueError, OSError) as e:
+        ex.finish("failed", error=_error("SandboxFailure", _message(e)))
+        return
+
+    linecache.cache[CODE_FILE] = (len(code), None, code.splitlines(True), CODE_FILE)
+    main_module = types.ModuleType("__main__")
+    g = main_module.__dict__
+    g["__builtins__"] = builtins
+    g["input_data"] = input_data
+    sys.modules["__main__"] = main_module
+
+    sys.stdout, sys.stderr = ex.stdout, ex.stderr
+    try:
+        compiled = compile(code, CODE_FILE, "exec", dont_inherit=True)
+        exec(compiled, g)
+        value = _resolve(g, input_data, context)
+    except SystemExit as e:
+        _restore_streams()
+        ex.finish(
+            "failed",
+            error=_error(
+                "SandboxExit",
+                f"the code called sys.exit({e.code!r}); return a value instead of exiting",
+                _user_traceback(e),
+            ),
+        )
+        return
+    except BaseException as e:  # noqa: BLE001  (every user failure becomes a result)
+        _restore_streams()
+        ex.finish("failed", error=_error(type(e).__name__, _message(e), _user_traceback(e)))
+        return
+    _restore_streams()
+
+    try:
+        text = serialize(value)
+    except NotSerializable as e:
+        ex.finish("failed", error=_error("ResultNotSerializable", str(e)))
+        return
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_RESULT:
+        ex.finish(
+            "failed",
+            error=_error(
+                "ResultTooLarge",
+                f"the result is {size} bytes of JSON, over the {MAX_RESULT} byte limit; "
+                "return a summary or a smaller page of the data",
+            ),
+            result_truncated=True,
+        )
+        return
+    ex.finish("completed", result=text)
+
+
+def main():
+    send_frame({"type": "ready", "language": "python", "pid": os.getpid()})
+    try:
+        frame = recv_frame()
+    except (ProtocolError, ValueError) as e:
+        os.write(2, f"paddock runner: bad request: {e}\n".encode())
+        _real_exit(2)
+    if frame is None:
+        _real_exit(0)
+    if frame.get("type") != "execute":
+        os.write(2, f"paddock runner: expected execute, got {frame.get('type')!r}\n".encode())
+        _real_exit(2)
+    try:
+        execute(frame)
+    except BaseException as e:  # noqa: BLE001  (runner bug: still answer)
+        if _current is not None and not _current.sent:
+            _current.finish("failed", error=_error("SandboxFailure", f"runner error: {e!r}"))
+    _real_exit(0)
+
+
+if __name__ == "__main__":
+    main()
