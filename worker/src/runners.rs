@@ -83,7 +83,7 @@ pub fn runner_argv(language: Language, runner_dir: &str, heap_mb: Option<u32>) -
 pub fn ready_language(language: Language) -> &'static str {
     match language {
         Language::Python => "python",
-        Language::TypeScript => "node",
+        Language::TypeScript => "typescript",
     }
 }
 
