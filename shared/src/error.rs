@@ -163,6 +163,12 @@ error_codes! {
     NotReady = 900, "NOT_READY", 503;
     /// An unexpected internal failure; the message carries an id for the logs.
     Internal = 999, "INTERNAL", 500;
+
+    // --- appended (values are new; never reuse) ---
+    /// No REST route at this path.
+    RouteNotFound = 106, "NOT_FOUND", 404;
+    /// API key id unknown to the caller's account.
+    ApiKeyNotFound = 206, "API_KEY_NOT_FOUND", 404;
 }
 
 impl std::fmt::Display for ErrorCode {
