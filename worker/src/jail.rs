@@ -1,0 +1,122 @@
+//! The jail launch: materialises the runtime directory (runners, slot-init, one nsjail
+//! config and kafel policy per tier) at start-up and builds the nsjail command of a slot.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use paddock_shared::model::Language;
+
+use crate::profile::{HostPaths, Profiles, Tier};
+use crate::runners;
+
+/// Where slot-init is mounted inside the jail.
+pub const JAIL_SLOT_INIT: &str = "/paddock/bin/slot-init";
+/// Where the sandbox Python packages are mounted inside the jail.
+pub const JAIL_PYTHON_PACKAGES: &str = "/opt/paddock/python";
+
+/// Failures preparing the runtime directory.
+#[derive(Debug, thiserror::Error)]
+pub enum JailError {
+    #[error("nsjail not found at {0}: run `make deps` (or set PADDOCK_NSJAIL / nsjail_path)")]
+    NoNsjail(PathBuf),
+    #[error("slot-init binary not found at {0}: build it with `cargo build -p paddock-worker`")]
+    NoSlotInit(PathBuf),
+    #[error("preparing {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JailError + '_ {
+    move |source| JailError::Io { path: path.to_owned(), source }
+}
+
+/// The prepared launch data.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    nsjail: PathBuf,
+    configs: BTreeMap<String, PathBuf>,
+    profiles: Profiles,
+}
+
+impl Launcher {
+    /// Writes the runtime directory: `runner/` (H3's runners), `bin/slot-init` (copied),
+    /// `seccomp/<tier>.kafel`, `nsjail/<tier>.cfg`. Every directory is 0755 and every file
+    /// 0644 (slot-init 0755) so nsjail can bind them for uid 65534.
+    ///
+    /// # Errors
+    /// nsjail or slot-init missing, or an I/O failure naming the path.
+    pub fn prepare(profiles: &Profiles, nsjail: &Path, slot_init: &Path, runtime: &Path) -> Result<Launcher, JailError> {
+        if !nsjail.is_file() {
+            return Err(JailError::NoNsjail(nsjail.to_owned()));
+        }
+        if !slot_init.is_file() {
+            return Err(JailError::NoSlotInit(slot_init.to_owned()));
+        }
+        let mkdir = |p: &Path| -> Result<(), JailError> {
+            std::fs::create_dir_all(p).map_err(io(p))?;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).map_err(io(p))
+        };
+        mkdir(runtime)?;
+        let runner_dir = runtime.join("runner");
+        mkdir(&runner_dir)?;
+        runners::materialize(&runner_dir).map_err(io(&runner_dir))?;
+        let bin = runtime.join("bin");
+        mkdir(&bin)?;
+        let init = bin.join("slot-init");
+        let tmp = bin.join(".slot-init.tmp");
+        std::fs::copy(slot_init, &tmp).map_err(io(&tmp))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &init).map_err(io(&init))?;
+        let seccomp_dir = runtime.join("seccomp");
+        let cfg_dir = runtime.join("nsjail");
+        mkdir(&seccomp_dir)?;
+        mkdir(&cfg_dir)?;
+        let paths = HostPaths { runner_dir, slot_init: init };
+        let mut configs = BTreeMap::new();
+        for (name, tier) in &profiles.tiers {
+            let kafel = seccomp_dir.join(format!("{name}.kafel"));
+            std::fs::write(&kafel, profiles.seccomp_policy(tier)).map_err(io(&kafel))?;
+            let cfg = cfg_dir.join(format!("{name}.cfg"));
+            let text = profiles.render_nsjail(name, tier, &paths, &kafel, &environment(name, tier));
+            std::fs::write(&cfg, text).map_err(io(&cfg))?;
+            configs.insert(name.clone(), cfg);
+        }
+        Ok(Launcher { nsjail: nsjail.to_owned(), configs, profiles: profiles.clone() })
+    }
+
+    /// The profiles the launcher was prepared with.
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    /// The nsjail command for one slot of `tier_name` running `language`, or `None` for an
+    /// unknown tier. Standard streams are left for the caller to pipe.
+    pub fn command(&self, tier_name: &str, language: Language) -> Option<Command> {
+        let cfg = self.configs.get(tier_name)?;
+        let tier = self.profiles.tier(tier_name)?;
+        let mut cmd = Command::new(&self.nsjail);
+        cmd.arg("--config").arg(cfg).arg("--").arg(JAIL_SLOT_INIT);
+        if tier.egress == "none" {
+            cmd.arg("--no-network");
+        }
+        cmd.arg("--");
+        let heap = u32::try_from(tier.memory_mb * 3 / 4).ok();
+        cmd.args(runners::runner_argv(language, runners::JAIL_RUNNER_DIR, heap));
+        cmd.env_clear();
+        Some(cmd)
+    }
+}
+
+/// The complete environment of a runner (slot-protocol.md "Environment"); never a credential.
+pub fn environment(tier_name: &str, tier: &Tier) -> Vec<(String, String)> {
+    let _ = tier;
+    vec![
+        ("PATH".into(), "/usr/bin:/bin".into()),
+        ("HOME".into(), "/workspace".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        (runners::PYTHON_PACKAGES_ENV.into(), JAIL_PYTHON_PACKAGES.into()),
+        ("PADDOCK_PROFILE".into(), tier_name.into()),
+        ("PADDOCK_NETWORK".into(), "none".into()),
+    ]
+}

@@ -1,0 +1,8 @@
+//! Warm slots: framing of the slot protocol, one slot's life, outcome mapping, the pools.
+
+pub mod frame;
+pub mod outcome;
+pub mod pool;
+pub mod slot;
+
+pub use pool::{PoolSet, PoolSettings};

@@ -1,0 +1,264 @@
+//! One slot: a jailed runner started ahead of time in its own cgroup, past interpreter
+//! start-up and blocked on its pipe; it serves exactly one execution and is destroyed.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use paddock_shared::exec::MAX_STDERR_BYTES;
+use paddock_shared::model::Language;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{FrameError, read_frame, write_frame};
+use super::outcome::{Ended, Observed};
+use crate::cgroup::{CgroupError, Cgroups, Limits, SlotCgroup};
+use crate::jail::Launcher;
+
+/// Why a slot could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SlotError {
+    #[error("unknown profile {0:?}")]
+    UnknownProfile(String),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("spawning nsjail: {0}")]
+    Spawn(std::io::Error),
+    #[error("slot did not become ready within {0:?}")]
+    StartTimeout(Duration),
+    #[error("slot exited before it was ready: {0}")]
+    NotReady(String),
+    #[error("slot protocol: {0}")]
+    Frame(#[from] FrameError),
+}
+
+/// What fd 2 of the slot produced, capped.
+#[derive(Debug, Default)]
+struct Fd2 {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+/// A warm slot.
+#[derive(Debug)]
+pub struct Slot {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    fd2: Arc<Mutex<Fd2>>,
+    fd2_task: tokio::task::JoinHandle<()>,
+    cgroup: SlotCgroup,
+    /// The tier this slot was started for.
+    pub profile: String,
+    pub language: Language,
+    memory_mb: u64,
+    pids: u64,
+}
+
+/// The parameters of one execution on a slot.
+#[derive(Debug)]
+pub struct Job<'a> {
+    pub execution_id: &'a str,
+    pub code: &'a str,
+    pub input: &'a Value,
+    pub timeout: Duration,
+}
+
+impl Slot {
+    /// Starts a slot of `profile`/`language` in a fresh cgroup named `name` and waits for its
+    /// `ready` frame.
+    ///
+    /// # Errors
+    /// Unknown profile, cgroup, spawn or start-up failures (the cgroup is removed again).
+    pub async fn start(
+        launcher: &Launcher,
+        cgroups: &Arc<Cgroups>,
+        profile: &str,
+        language: Language,
+        name: &str,
+        start_timeout: Duration,
+    ) -> Result<Slot, SlotError> {
+        let tier = launcher.profiles().tier(profile).ok_or_else(|| SlotError::UnknownProfile(profile.to_owned()))?;
+        let mut cmd = launcher.command(profile, language).ok_or_else(|| SlotError::UnknownProfile(profile.to_owned()))?;
+        // +1 pid for nsjail itself, which lives in the cgroup too.
+        let limits = Limits { memory_bytes: tier.memory_mb * 1024 * 1024, pids: tier.pids + 1 };
+        let (memory_mb, pids) = (tier.memory_mb, tier.pids);
+        let cgroup = cgroups.create(name, limits)?;
+        let files = match cgroup.open_procs_files() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = cgroups.destroy(&cgroup);
+                return Err(e.into());
+            }
+        };
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        crate::sys::join_cgroups_before_exec(&mut cmd, files);
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
+        let spawned = cmd.spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = cgroups.destroy(&cgroup);
+                return Err(SlotError::Spawn(e));
+            }
+        };
+        let (Some(stdin), Some(stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = cgroups.destroy(&cgroup);
+            return Err(SlotError::Spawn(std::io::Error::other("missing stdio pipe")));
+        };
+        let fd2 = Arc::new(Mutex::new(Fd2::default()));
+        let sink = fd2.clone();
+        let fd2_task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match stderr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let Ok(mut s) = sink.lock() else { break };
+                        let room = MAX_STDERR_BYTES.saturating_sub(s.bytes.len());
+                        s.bytes.extend_from_slice(&buf[..n.min(room)]);
+                        s.truncated |= n > room;
+                    }
+                }
+            }
+        });
+        let mut slot = Slot {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            fd2,
+            fd2_task,
+            cgroup,
+            profile: profile.to_owned(),
+            language,
+            memory_mb,
+            pids,
+        };
+        let ready = tokio::time::timeout(start_timeout, read_frame(&mut slot.stdout)).await;
+        let failure = match ready {
+            Ok(Ok(Some(f))) if f.get("type").and_then(Value::as_str) == Some("ready") => return Ok(slot),
+            Ok(Ok(Some(f))) => SlotError::NotReady(format!("expected `ready`, got {f}")),
+            Ok(Ok(None)) => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), slot.child.wait()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut slot.fd2_task).await;
+                let text = slot.fd2.lock().map(|s| String::from_utf8_lossy(&s.bytes).into_owned()).unwrap_or_default();
+                SlotError::NotReady(format!("runner exited: {}", text.trim()))
+            }
+            Ok(Err(e)) => e.into(),
+            Err(_) => SlotError::StartTimeout(start_timeout),
+        };
+        slot.destroy(cgroups).await;
+        Err(failure)
+    }
+
+    /// Runs one execution: sends `execute`, answers `call` frames (not supported yet), waits
+    /// for `result` until the timeout or a cancel, killing the slot's cgroup when it has to.
+    /// Returns what was observed; the slot is then only good for [`Slot::destroy`].
+    ///
+    /// # Errors
+    /// Sending the `execute` frame failed (the slot was dead before it got the code; the
+    /// caller may use another slot).
+    pub async fn run(
+        &mut self,
+        cgroups: &Arc<Cgroups>,
+        job: &Job<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Observed, FrameError> {
+        let cpu_base_ns = cgroups.measure(&self.cgroup).cpu_ns;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + job.timeout;
+        let frame = json!({
+            "type": "execute",
+            "execution_id": job.execution_id,
+            "code": job.code,
+            "input": job.input,
+            "timeout_ms": job.timeout.as_millis() as u64,
+            "files": {},
+            "context": {"execution_id": job.execution_id},
+        });
+        write_frame(&mut self.stdin, &frame).await?;
+        let ended = loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break Ended::Canceled,
+                () = tokio::time::sleep_until(deadline) => break Ended::Timeout,
+                f = read_frame(&mut self.stdout) => match f {
+                    Ok(Some(v)) => match v.get("type").and_then(Value::as_str) {
+                        Some("result") => break Ended::Result(v),
+                        Some("call") => {
+                            let reply = json!({"type": "call_result", "id": v.get("id").cloned().unwrap_or(Value::Null),
+                                "ok": false, "error": {"type": "NotSupported",
+                                "message": "calls from sandboxed code are not supported yet"}});
+                            if write_frame(&mut self.stdin, &reply).await.is_err() {
+                                break Ended::Eof;
+                            }
+                        }
+                        Some(other) => break Ended::Protocol(format!("unexpected `{other}` frame")),
+                        None => break Ended::Protocol("frame without type".into()),
+                    },
+                    Ok(None) => break Ended::Eof,
+                    Err(e) => break Ended::Protocol(e.to_string()),
+                },
+            }
+        };
+        let duration = started.elapsed();
+        let mut exit_code = None;
+        match &ended {
+            Ended::Result(_) => {}
+            Ended::Eof => {
+                // The runner died on its own: collect nsjail's status (signal or code).
+                match tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await {
+                    Ok(Ok(st)) => exit_code = st.code(),
+                    _ => self.kill(cgroups).await,
+                }
+            }
+            _ => self.kill(cgroups).await,
+        }
+        let measured = cgroups.measure(&self.cgroup);
+        if !matches!(ended, Ended::Result(_)) {
+            // Everything is dead now: collect the rest of fd 2.
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.fd2_task).await;
+        }
+        let (fd2, fd2_truncated) =
+            self.fd2.lock().map(|mut s| (std::mem::take(&mut s.bytes), s.truncated)).unwrap_or_default();
+        Ok(Observed {
+            ended,
+            exit_code,
+            measured,
+            cpu_base_ns,
+            fd2,
+            fd2_truncated,
+            duration,
+            timeout_ms: job.timeout.as_millis() as u64,
+            memory_mb: self.memory_mb,
+            pids: self.pids,
+        })
+    }
+
+    async fn kill(&mut self, cgroups: &Arc<Cgroups>) {
+        let cg = cgroups.clone();
+        let slot_cg = self.cgroup.clone();
+        let _ = tokio::task::spawn_blocking(move || cg.kill_all(&slot_cg, Duration::from_secs(5))).await;
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+
+    /// Kills whatever is left and removes the cgroup.
+    pub async fn destroy(mut self, cgroups: &Arc<Cgroups>) {
+        let _ = self.child.start_kill();
+        let cg = cgroups.clone();
+        let slot_cg = self.cgroup.clone();
+        let res = tokio::task::spawn_blocking(move || cg.destroy(&slot_cg)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        self.fd2_task.abort();
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "slot cgroup not removed"),
+            Err(e) => tracing::warn!(error = %e, "slot cleanup task failed"),
+        }
+    }
+}
