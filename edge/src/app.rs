@@ -51,7 +51,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), details: None, retry_after: None }
+        ApiError {
+            code,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     /// The JSON body: `{"code": "...", "message": "...", ...details}`.
@@ -94,4 +99,407 @@ pub struct RestResponse {
     pub status: u16,
     pub body: Value,
     pub headers: Vec<(String, String)>,
+}
+
+// ---------------------------------------------------------------------------------------
+// The control plane behind the seam.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use paddock_shared::model::Tier;
+
+use crate::identity::jwt::Jwt;
+use crate::identity::throttle::LoginThrottle;
+use crate::identity::{keys, secrets};
+use crate::store::records::{AccountRecord, ApiKeyRecord};
+use crate::store::{ReplicationLog, Store, StoreError, now};
+use crate::tools;
+
+/// Everything [`App::open`] needs. Build it with [`AppConfig::new`] and set fields.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Data directory: sled at `<data_dir>/state`, `admin.key`, generated secrets.
+    pub data_dir: PathBuf,
+    /// Whether `POST /v1/auth/register` is open.
+    pub registration_enabled: bool,
+    /// HS256 secret for JWTs; generated into `<data_dir>/jwt.secret` when unset.
+    pub jwt_secret: Option<String>,
+    /// Pepper of the API-key digests; generated into `<data_dir>/key.pepper` when unset.
+    pub key_pepper: Option<String>,
+    /// Email of the admin account made on first start.
+    pub admin_email: String,
+}
+
+impl AppConfig {
+    /// Defaults: registration on, generated secrets, admin `admin@localhost`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> AppConfig {
+        AppConfig {
+            data_dir: data_dir.into(),
+            registration_enabled: true,
+            jwt_secret: None,
+            key_pepper: None,
+            admin_email: "admin@localhost".to_owned(),
+        }
+    }
+}
+
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the state database under {path}: {source}")]
+    Store { path: String, source: StoreError },
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    #[error("cannot write the admin key to {path}: {source}")]
+    AdminKey {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create the admin account: {0}")]
+    Admin(String),
+}
+
+/// File names under the data directory.
+pub const STATE_DIR: &str = "state";
+/// The admin key file (mode 0600).
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// Generated key pepper (mode 0600).
+pub const PEPPER_FILE: &str = "key.pepper";
+/// Generated JWT secret (mode 0600).
+pub const JWT_SECRET_FILE: &str = "jwt.secret";
+
+/// The control plane: durable state, identity, create tools and REST. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: AppConfig,
+    store: Store,
+    pepper: Vec<u8>,
+    pub(crate) jwt: Jwt,
+    throttle: LoginThrottle,
+}
+
+/// Every scope.
+pub const ALL_SCOPES: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Execute];
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(error = %e, error_id = %id, "internal failure");
+    ApiError::new(
+        ErrorCode::Internal,
+        format!("internal error (id {id}); try again, and report the id if it persists"),
+    )
+}
+
+impl App {
+    /// Opens (creates) sled at `<data_dir>/state`; on first start creates the admin account
+    /// (tier enterprise) and a key with every scope written to `<data_dir>/admin.key`
+    /// (mode 0600), returned once. Secrets not configured are generated and kept (0600).
+    ///
+    /// # Errors
+    /// [`StartupError`] naming the path that failed.
+    pub fn open(cfg: AppConfig) -> Result<(App, Option<String>), StartupError> {
+        let dir = cfg.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| StartupError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let state = dir.join(STATE_DIR);
+        let store = Store::open(&state).map_err(|source| StartupError::Store {
+            path: state.display().to_string(),
+            source,
+        })?;
+        let pepper = secrets::load_or_create(cfg.key_pepper.as_deref(), &dir.join(PEPPER_FILE))?;
+        let jwt_secret =
+            secrets::load_or_create(cfg.jwt_secret.as_deref(), &dir.join(JWT_SECRET_FILE))?;
+        let app = App {
+            inner: Arc::new(Inner {
+                cfg,
+                store,
+                pepper,
+                jwt: Jwt::new(&jwt_secret),
+                throttle: LoginThrottle::default(),
+            }),
+        };
+        let key = app.ensure_admin()?;
+        Ok((app, key))
+    }
+
+    fn ensure_admin(&self) -> Result<Option<String>, StartupError> {
+        let email = self.inner.cfg.admin_email.trim().to_ascii_lowercase();
+        let key_path = self.inner.cfg.data_dir.join(ADMIN_KEY_FILE);
+        let admin = match self
+            .inner
+            .store
+            .account_by_email(&email)
+            .map_err(|e| StartupError::Admin(e.to_string()))?
+        {
+            Some(a) => {
+                if key_path.exists() {
+                    return Ok(None);
+                }
+                a
+            }
+            None => {
+                let a = AccountRecord {
+                    id: new_id("acc"),
+                    email,
+                    name: "Administrator".to_owned(),
+                    tier: Tier::Enterprise,
+                    password_hash: None,
+                    is_admin: true,
+                    created_at: now(),
+                };
+                self.inner
+                    .store
+                    .create_account(&a)
+                    .map_err(|e| StartupError::Admin(e.to_string()))?;
+                a
+            }
+        };
+        let (raw, _) = self
+            .create_key(&admin.id, "admin", ALL_SCOPES.to_vec(), None, None)
+            .map_err(|e| StartupError::Admin(e.message))?;
+        secrets::write_private(&key_path, &format!("{raw}\n")).map_err(|source| {
+            StartupError::AdminKey {
+                path: key_path.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(Some(raw))
+    }
+
+    /// The state store (replication readers, tests).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The replication log.
+    pub fn replication(&self) -> &ReplicationLog {
+        self.inner.store.log()
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.cfg
+    }
+
+    pub(crate) fn jwt(&self) -> &Jwt {
+        &self.inner.jwt
+    }
+
+    pub(crate) fn throttle(&self) -> &LoginThrottle {
+        &self.inner.throttle
+    }
+
+    /// Makes and stores a key; returns the raw key (shown once) and its record.
+    ///
+    /// # Errors
+    /// `INTERNAL` on store failure.
+    pub fn create_key(
+        &self,
+        account_id: &str,
+        name: &str,
+        scopes: Vec<Scope>,
+        namespace: Option<String>,
+        expires_at: Option<u64>,
+    ) -> Result<(String, ApiKeyRecord), ApiError> {
+        let raw = keys::generate();
+        let rec = ApiKeyRecord {
+            id: new_id("key"),
+            account_id: account_id.to_owned(),
+            name: name.to_owned(),
+            digest: keys::digest(&self.inner.pepper, &raw),
+            prefix: raw.chars().take(keys::SHOWN_PREFIX_LEN).collect(),
+            scopes,
+            namespace,
+            expires_at,
+            revoked_at: None,
+            created_at: now(),
+        };
+        self.inner.store.put_key(&rec).map_err(internal)?;
+        Ok((raw, rec))
+    }
+
+    /// API key → Principal: one HMAC and two sled reads (microseconds).
+    ///
+    /// # Errors
+    /// `AUTHENTICATION_FAILED` saying what was wrong (malformed, unknown, expired, revoked).
+    pub fn authenticate(&self, raw_key: &str) -> Result<Principal, ApiError> {
+        let fail = |m: String| ApiError::new(ErrorCode::AuthenticationFailed, m);
+        keys::check_format(raw_key).map_err(|e| fail(format!("Authentication failed: {e}")))?;
+        let digest = keys::digest(&self.inner.pepper, raw_key);
+        let k = self
+            .inner
+            .store
+            .key_by_digest(&digest)
+            .map_err(internal)?
+            .ok_or_else(|| fail("Authentication failed: unknown API key — check the key, or create one with POST /v1/auth/api-keys".into()))?;
+        if k.revoked_at.is_some() {
+            return Err(fail(format!(
+                "Authentication failed: API key '{}' ({}) was revoked — create a new key",
+                k.name, k.prefix
+            )));
+        }
+        if k.expires_at.is_some_and(|e| now() >= e) {
+            return Err(fail(format!(
+                "Authentication failed: API key '{}' ({}) has expired — create a new key",
+                k.name, k.prefix
+            )));
+        }
+        let acc = self
+            .inner
+            .store
+            .account(&k.account_id)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                fail("Authentication failed: the key's account no longer exists".into())
+            })?;
+        Ok(Principal {
+            account_id: acc.id,
+            key_id: k.id,
+            tier: acc.tier,
+            scopes: k.scopes,
+            namespace: k.namespace,
+            is_admin: acc.is_admin,
+        })
+    }
+
+    /// Scope and namespace checks for an MCP request to `endpoint` of namespace `ns`.
+    ///
+    /// # Errors
+    /// `SCOPE_DENIED`, `NAMESPACE_DENIED`, `NAMESPACE_NOT_FOUND` (run endpoint only).
+    pub fn authorize(&self, p: &Principal, endpoint: Endpoint, ns: &str) -> Result<(), ApiError> {
+        if let Some(bound) = &p.namespace {
+            if bound != ns {
+                return Err(ApiError::new(
+                    ErrorCode::NamespaceDenied,
+                    format!("This API key is bound to namespace '{bound}' and cannot reach '{ns}'"),
+                ));
+            }
+        }
+        match endpoint {
+            Endpoint::Create
+                if !p
+                    .scopes
+                    .iter()
+                    .any(|s| matches!(s, Scope::Read | Scope::Write)) =>
+            {
+                return Err(ApiError::new(
+                    ErrorCode::ScopeDenied,
+                    "The create endpoint needs the 'read' or 'write' scope, which this API key lacks — create a key with them (POST /v1/auth/api-keys)",
+                ));
+            }
+            Endpoint::Run if !p.scopes.contains(&Scope::Execute) => {
+                return Err(ApiError::new(
+                    ErrorCode::ScopeDenied,
+                    "The run endpoint needs the 'execute' scope, which this API key lacks — create a key with it (POST /v1/auth/api-keys)",
+                ));
+            }
+            _ => {}
+        }
+        match self.inner.store.namespace(ns).map_err(internal)? {
+            Some(n) if n.owner == p.account_id => Ok(()),
+            Some(_) => Err(tools::namespace_denied(ns)),
+            None if endpoint == Endpoint::Create => Ok(()),
+            None => Err(ApiError::new(
+                ErrorCode::NamespaceNotFound,
+                format!(
+                    "Namespace '{ns}' does not exist — create it with make_namespace on the create endpoint"
+                ),
+            )),
+        }
+    }
+
+    /// Tools of the create endpoint for this caller.
+    pub fn create_tools(&self, p: &Principal, _ns: &str) -> Vec<ToolDef> {
+        tools::definitions(p)
+    }
+
+    /// Runs one create tool (on the blocking pool: sled writes flush to disk).
+    ///
+    /// # Errors
+    /// The tool's typed error.
+    pub async fn call_create_tool(
+        &self,
+        p: &Principal,
+        ns: &str,
+        tool: &str,
+        args: serde_json::Map<String, Value>,
+    ) -> Result<Value, ApiError> {
+        let (app, p, ns, tool) = (self.clone(), p.clone(), ns.to_owned(), tool.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let ctx = tools::Ctx {
+                app: &app,
+                p: &p,
+                ns: &ns,
+            };
+            tools::call(&ctx, &tool, args)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Every REST route under `/v1/auth/*` (see [`crate::rest`]).
+    pub async fn rest(&self, req: RestRequest) -> RestResponse {
+        let app = self.clone();
+        match tokio::task::spawn_blocking(move || crate::rest::handle(&app, req)).await {
+            Ok(r) => r,
+            Err(e) => crate::rest::error_response(&internal(e)),
+        }
+    }
+
+    /// Sets the tier of the account with `email`.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when there is no such account.
+    pub fn set_tier(&self, email: &str, tier: Tier) -> Result<AccountRecord, ApiError> {
+        let email = email.trim().to_ascii_lowercase();
+        let acc = self
+            .inner
+            .store
+            .account_by_email(&email)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("No account with email '{email}' — check the address"),
+                )
+            })?;
+        self.inner.store.set_tier(&acc.id, tier).map_err(internal)
+    }
+
+    /// Counts one call of a function (for `list_services`' call_count; not replicated).
+    pub fn record_call(&self, ns: &str, service: &str, function: &str) {
+        let key = crate::store::control::function_key(ns, service, function);
+        if let Err(e) = self.inner.store.bump_counter(key.as_bytes(), 1) {
+            tracing::warn!(error = %e, "cannot count a function call");
+        }
+    }
+
+    /// Latest committed replication sequence.
+    pub fn committed_seq(&self) -> u64 {
+        self.inner.store.log().committed_seq()
+    }
+
+    /// Flushes sled; called on shutdown.
+    pub fn shutdown(&self) {
+        if let Err(e) = self.inner.store.flush() {
+            tracing::error!(error = %e, "flushing the state database on shutdown failed");
+        }
+    }
+}
+
+/// A new random id with a prefix, e.g. `acc_3f2a…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
