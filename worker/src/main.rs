@@ -1,4 +1,223 @@
-//! `paddock-worker`: runs executions in warm nsjail slots.
-fn main() {
-    println!("paddock-worker");
+//! `paddock-worker`: runs executions in warm nsjail slots. `serve` runs the pools and the
+//! protocol servers; `exec` runs one execution through the same pools and prints the result.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use paddock_shared::exec::ExecutionRequest;
+use paddock_shared::model::Language;
+use paddock_worker::config::Config;
+use paddock_worker::executor::Executor;
+use paddock_worker::server::{self, ServeOptions};
+use paddock_worker::slots::setup;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "paddock-worker", about = "Paddock worker: warm nsjail slots running Python and TypeScript")]
+struct Cli {
+    /// Configuration file (TOML); every key has a default.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the slot pools and serve the worker protocol.
+    Serve(ServeArgs),
+    /// Run one execution and print its result as JSON (exit 0 if completed, else 1).
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Validate the configuration and the sandbox profiles, then exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Edge address to dial (the edge link is a later issue).
+    #[arg(long)]
+    edge: Option<String>,
+    #[arg(long)]
+    join_token: Option<String>,
+    #[arg(long)]
+    join_token_file: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Unix socket to serve on (default <data-dir>/worker.sock).
+    #[arg(long)]
+    listen_unix: Option<PathBuf>,
+    /// TCP address to serve on as well.
+    #[arg(long)]
+    listen_tcp: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ExecArgs {
+    /// Sandbox profile (tier): free, builder, pro, enterprise.
+    #[arg(long, default_value = "free")]
+    tier: String,
+    /// python or typescript.
+    #[arg(long, default_value = "python")]
+    lang: String,
+    /// The input_data document (JSON).
+    #[arg(long)]
+    input: Option<String>,
+    /// The code to run.
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    code: Option<String>,
+    /// A file holding the code to run.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Shorter wall timeout in milliseconds.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn slot_init_path(cfg: &Config) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &cfg.slot_init_path {
+        return Ok(p.clone());
+    }
+    let exe = std::env::current_exe().context("locating the paddock-worker executable")?;
+    Ok(exe.parent().unwrap_or(Path::new(".")).join("paddock-slot-init"))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("paddock-worker: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let mut cfg = Config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(f) = cli.log_format {
+        cfg.log_format = f;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Serve(a) => {
+            if let Some(d) = a.data_dir {
+                cfg.data_dir = d;
+            }
+            cfg.listen_unix = a.listen_unix.or(cfg.listen_unix);
+            cfg.listen_tcp = a.listen_tcp.or(cfg.listen_tcp);
+            cfg.edge = a.edge.or(cfg.edge);
+            cfg.join_token = a.join_token.or(cfg.join_token);
+            cfg.join_token_file = a.join_token_file.or(cfg.join_token_file);
+            let problems = cfg.problems();
+            if !problems.is_empty() {
+                bail!("invalid configuration:\n{}", problems.join("\n"));
+            }
+            if a.check_config {
+                let profiles = setup::load_profiles(&cfg)?;
+                setup::pool_settings(&cfg, &profiles)?;
+                println!("configuration and sandbox profiles ({}) are valid", profiles.source);
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+            init_logs(&cfg.log_format);
+            if cfg.edge.is_some() {
+                bail!("--edge is not yet supported: the edge link is a later issue; serve on --listen-unix/--listen-tcp");
+            }
+            rt.block_on(serve(cfg))
+        }
+        Command::Exec(a) => {
+            init_logs(&cfg.log_format);
+            if let Some(d) = a.data_dir {
+                cfg.data_dir = d;
+            }
+            let language = Language::parse(&a.lang).with_context(|| format!("--lang {}: use python or typescript", a.lang))?;
+            let code = match (a.code, a.file) {
+                (Some(c), _) => c,
+                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
+                (None, None) => bail!("give --code or --file"),
+            };
+            // One execution: no warm slots, a fresh jail through the same pool code.
+            cfg.pools.clear();
+            cfg.default_pool_target = 0;
+            let slot_init = slot_init_path(&cfg)?;
+            let result = rt.block_on(async move {
+                let pools = setup::start(&cfg, &slot_init)?;
+                let req = ExecutionRequest {
+                    execution_id: format!("exec-{}", std::process::id()),
+                    namespace: String::new(),
+                    profile: a.tier,
+                    language,
+                    code,
+                    input_json: a.input.unwrap_or_else(|| "{}".into()),
+                    timeout_ms: a.timeout_ms,
+                };
+                let r = pools.execute(req, CancellationToken::new()).await;
+                pools.shutdown(Duration::from_secs(10)).await;
+                anyhow::Ok(r)
+            })?;
+            println!("{}", serde_json::to_string_pretty(&result.to_structured())?);
+            Ok(if result.is_error() { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<std::process::ExitCode> {
+    let slot_init = slot_init_path(&cfg)?;
+    let pools = Arc::new(setup::start(&cfg, &slot_init)?);
+    let shutdown = CancellationToken::new();
+    let opts = ServeOptions {
+        worker_id: format!("worker-{}", std::process::id()),
+        capacity: std::thread::available_parallelism().map_or(2, |n| n.get() as u32 * 2),
+        profiles: setup::load_profiles(&cfg)?.tiers.keys().cloned().collect(),
+        drain_timeout: Duration::from_millis(cfg.shutdown_grace_ms),
+        ..ServeOptions::default()
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    let unix = server::bind_unix(&cfg.unix_socket())?;
+    tracing::info!(path = %cfg.unix_socket().display(), "listening (unix)");
+    servers.spawn(server::serve_unix_listener(unix, pools.clone(), opts.clone(), shutdown.clone()));
+    if let Some(addr) = &cfg.listen_tcp {
+        let addr = addr.parse().with_context(|| format!("listen_tcp: {addr}"))?;
+        let tcp = server::bind_tcp(addr).await?;
+        tracing::info!(addr = %tcp.local_addr()?, "listening (tcp)");
+        servers.spawn(server::serve_tcp_listener(tcp, pools.clone(), opts.clone(), shutdown.clone()));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        Some(r) = servers.join_next() => tracing::error!(result = ?r, "a protocol server stopped"),
+    }
+    shutdown.cancel();
+    let mut drained = true;
+    while let Some(r) = servers.join_next().await {
+        match r {
+            Ok(Ok(report)) => drained &= report.drained_in_time,
+            Ok(Err(e)) => tracing::error!(error = %e, "protocol server failed"),
+            Err(e) => tracing::error!(error = %e, "protocol server task failed"),
+        }
+    }
+    let _ = std::fs::remove_file(cfg.unix_socket());
+    let cleaned = pools.shutdown(Duration::from_millis(cfg.shutdown_grace_ms)).await;
+    tracing::info!(drained_in_time = drained, slots_cleaned = cleaned, "worker stopped");
+    Ok(std::process::ExitCode::SUCCESS)
 }

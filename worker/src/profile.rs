@@ -78,6 +78,8 @@ pub struct Namespaces {
 #[serde(rename_all = "snake_case")]
 pub enum MountKind {
     BindRo,
+    /// A character device bound read-write (dev nodes need the mount without `nodev`).
+    Device,
     Tmpfs,
     Proc,
 }
@@ -262,6 +264,15 @@ impl Profiles {
                         q(&m.dst)
                     );
                 }
+                MountKind::Device => {
+                    let src = src.unwrap_or_default();
+                    let _ = writeln!(
+                        c,
+                        "mount {{ src: {} dst: {} is_bind: true rw: true nosuid: true noexec: true }}",
+                        q(&src),
+                        q(&m.dst)
+                    );
+                }
                 MountKind::Tmpfs => {
                     let mb = if m.size.as_deref() == Some("workspace") { tier.workspace_mb } else { tier.tmp_mb };
                     let _ = writeln!(
@@ -350,13 +361,16 @@ fn validate_jail(file: &str, j: &Jail) -> Result<(), ProfileError> {
             return Err(invalid(file, &key("dst"), "must be an absolute path"));
         }
         match m.kind {
-            MountKind::BindRo if m.src.as_deref().is_none_or(|s| s.is_empty()) => {
+            MountKind::BindRo | MountKind::Device if m.src.as_deref().is_none_or(|s| s.is_empty()) => {
                 return Err(invalid(file, &key("src"), "a bind mount needs a source"));
             }
             MountKind::Tmpfs if !matches!(m.size.as_deref(), Some("tmp") | Some("workspace")) => {
                 return Err(invalid(file, &key("size"), "a tmpfs takes `size = \"tmp\"` or `\"workspace\"`"));
             }
             _ => {}
+        }
+        if m.kind == MountKind::Device && !m.dst.starts_with("/dev/") {
+            return Err(invalid(file, &key("dst"), "devices are mounted under /dev/"));
         }
     }
     for needed in ["/paddock/runner", "/paddock/bin/slot-init", "/workspace", "/tmp"] {

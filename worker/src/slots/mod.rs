@@ -6,3 +6,4 @@ pub mod pool;
 pub mod slot;
 
 pub use pool::{PoolSet, PoolSettings};
+pub mod setup;
