@@ -7,3 +7,7 @@ pub mod mcp;
 pub mod route;
 pub mod server;
 pub mod tls;
+pub mod identity;
+pub mod rest;
+pub mod store;
+pub mod tools;

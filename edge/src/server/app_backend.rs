@@ -1,52 +1,61 @@
-//! Connects the transport to the control plane. The control plane (`App`) has not landed
-//! yet: until it does, `open` refuses to start with a clear message.
+//! Connects the transport to the control plane: [`Backend`] for [`App`], and opening
+//! `App` from the edge configuration.
 
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::app::{
+    ApiError, App, AppConfig, Endpoint, Principal, RestRequest, RestResponse, ToolDef,
+};
 use crate::config::EdgeConfig;
 use crate::server::backend::Backend;
 
-/// Placeholder for the control plane handle.
-#[derive(Clone)]
-pub struct App;
-
-/// Opens the control plane.
-///
-/// # Errors
-/// Always, until the control plane lands.
-pub fn open(_cfg: &EdgeConfig) -> Result<(NoApp, Option<String>), Box<dyn std::error::Error + Send + Sync>> {
-    Err("the control plane (App) is not built yet".into())
-}
-
-/// Never constructed.
-#[derive(Clone)]
-pub enum NoApp {}
-
-#[async_trait::async_trait]
-impl Backend for NoApp {
-    fn authenticate(&self, _: &str) -> Result<crate::app::Principal, crate::app::ApiError> {
-        match *self {}
+#[async_trait]
+impl Backend for App {
+    fn authenticate(&self, raw_key: &str) -> Result<Principal, ApiError> {
+        App::authenticate(self, raw_key)
     }
-    fn authorize(&self, _: &crate::app::Principal, _: crate::app::Endpoint, _: &str) -> Result<(), crate::app::ApiError> {
-        match *self {}
+    fn authorize(&self, p: &Principal, endpoint: Endpoint, ns: &str) -> Result<(), ApiError> {
+        App::authorize(self, p, endpoint, ns)
     }
-    fn create_tools(&self, _: &crate::app::Principal, _: &str) -> Vec<crate::app::ToolDef> {
-        match *self {}
+    fn create_tools(&self, p: &Principal, ns: &str) -> Vec<ToolDef> {
+        App::create_tools(self, p, ns)
     }
     async fn call_create_tool(
         &self,
-        _: &crate::app::Principal,
-        _: &str,
-        _: &str,
-        _: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<serde_json::Value, crate::app::ApiError> {
-        match *self {}
+        p: &Principal,
+        ns: &str,
+        tool: &str,
+        args: Map<String, Value>,
+    ) -> Result<Value, ApiError> {
+        App::call_create_tool(self, p, ns, tool, args).await
     }
-    async fn rest(&self, _: crate::app::RestRequest) -> crate::app::RestResponse {
-        match *self {}
+    async fn rest(&self, req: RestRequest) -> RestResponse {
+        App::rest(self, req).await
     }
     fn committed_seq(&self) -> u64 {
-        match *self {}
+        App::committed_seq(self)
     }
 }
 
-/// Closes the control plane.
-pub fn close(_: &NoApp) {}
+/// Opens the control plane; returns the new admin key on first start.
+///
+/// # Errors
+/// The control plane's start-up error (data dir, database, admin account).
+pub fn open(
+    cfg: &EdgeConfig,
+) -> Result<(App, Option<String>), Box<dyn std::error::Error + Send + Sync>> {
+    let app_cfg = AppConfig {
+        data_dir: cfg.data_dir.clone(),
+        registration_enabled: cfg.registration_enabled,
+        jwt_secret: cfg.jwt_secret.clone(),
+        key_pepper: cfg.key_pepper.clone(),
+        admin_email: cfg.admin_email.clone(),
+    };
+    Ok(App::open(app_cfg)?)
+}
+
+/// Flushes and closes the control plane after the listeners stopped.
+pub fn close(app: &App) {
+    app.shutdown();
+}
