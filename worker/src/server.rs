@@ -184,11 +184,13 @@ pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 /// # Errors
 /// Listener errors of [`bind_unix`] and invalid options.
 pub async fn serve_unix<E: Executor>(
-    path: &Path,
+    path: impl Into<PathBuf>,
     executor: Arc<E>,
     opts: ServeOptions,
     shutdown: CancellationToken,
 ) -> Result<ServeReport, ServeError> {
+    let path: PathBuf = path.into();
+    let path = path.as_path();
     validate(&opts)?;
     let listener = bind_unix(path)?;
     info!(path = %path.display(), "serving worker protocol on unix socket");
