@@ -43,6 +43,8 @@ struct Pool {
     starting: AtomicU32,
     spawned_total: AtomicU64,
     failed_total: AtomicU64,
+    /// Slots handed to an execution.
+    used_total: AtomicU64,
     wake: Notify,
 }
 
@@ -96,6 +98,7 @@ impl PoolSet {
                         starting: AtomicU32::new(0),
                         spawned_total: AtomicU64::new(0),
                         failed_total: AtomicU64::new(0),
+                        used_total: AtomicU64::new(0),
                         wake: Notify::new(),
                     }),
                 );
@@ -154,6 +157,14 @@ impl PoolSet {
         }
         self.inner.tasks.close();
         tokio::time::timeout(deadline, self.inner.tasks.wait()).await.is_ok()
+    }
+
+    /// Slots handed to executions by the pool of `profile`/`language` (0 for no pool).
+    pub fn slots_used(&self, profile: &str, language: Language) -> u64 {
+        self.inner
+            .pools
+            .get(&(profile.to_owned(), language))
+            .map_or(0, |p| p.used_total.load(Ordering::Relaxed))
     }
 
     fn slot_name(&self) -> String {
@@ -255,6 +266,7 @@ impl PoolSet {
                     }
                 }
             };
+            pool.used_total.fetch_add(1, Ordering::Relaxed);
             let observed = slot.run(&self.inner.cgroups, &job, &cancel).await;
             let cg = self.inner.cgroups.clone();
             self.inner.tasks.spawn(async move { slot.destroy(&cg).await });
