@@ -129,7 +129,7 @@ mod tests {
         let code = [
             "import os",
             "AWS = 'AKIAIOSFODNN7EXAMPLE'",
-            "aws_secret_access_key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYZ'",
+            "aws_secret_access_key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
             "k = 'sk-ant-api03-abcdefghijklmnopqrstuvwxyz'",
             "o = 'sk-proj-abcdefghijklmnopqrstuvwx'",
             "g = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789'",
