@@ -36,6 +36,8 @@ async def test_both_routing_forms_list_every_create_tool(edge, admin_key, form):
 
 
 async def test_run_endpoint_has_no_workers_yet(edge, admin_key):
+    async with client(edge, admin_key, "create", "acme") as c:
+        await c.call_tool("make_namespace", {"name": "acme"})  # may exist already
     async with client(edge, admin_key, "run", "acme", "subdomain", "mode=tools&tags=a,b") as c:
         assert (await c.list_tools()).tools == []
         r = await c.call_tool("execute_python", {"code": "result = 1"})
