@@ -348,8 +348,9 @@ impl<F: CgroupFs> Cgroups<F> {
         Ok(())
     }
 
-    /// Removes slot cgroups left by an earlier worker run (names starting with `prefix`
-    /// are skipped: they belong to this run). Returns how many were removed.
+    /// Removes slot cgroups left by earlier worker runs: names `w<pid>-<n>` whose worker pid
+    /// is gone (names starting with `keep_prefix` are this run's; a live worker's are left
+    /// alone). Returns how many were removed.
     pub fn sweep_stale(&self, keep_prefix: &str) -> usize {
         let mut removed = 0;
         let parents = self.parents();
@@ -360,7 +361,7 @@ impl<F: CgroupFs> Cgroups<F> {
                 continue;
             }
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(keep_prefix) {
+            if name.starts_with(keep_prefix) || owner_alive(&name) {
                 continue;
             }
             let cg = SlotCgroup { dirs: parents.iter().map(|p| p.join(&name)).collect(), v2: matches!(self.layout, Layout::V2 { .. }) };
@@ -369,6 +370,15 @@ impl<F: CgroupFs> Cgroups<F> {
             }
         }
         removed
+    }
+}
+
+/// Whether the worker that named a slot cgroup `w<pid>-<n>` is still running.
+fn owner_alive(name: &str) -> bool {
+    let pid = name.strip_prefix('w').and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+        None => true,
     }
 }
 

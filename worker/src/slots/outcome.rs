@@ -67,6 +67,8 @@ pub fn classify(obs: &Observed) -> Outcome {
         Ended::Timeout => Outcome::WallTimeout,
         Ended::Result(v) => Outcome::Reported(v.clone()),
         _ if obs.measured.oom_kills > 0 => Outcome::OutOfMemory,
+        // V8 stops at its heap cap (sized below the cgroup limit) before the kernel OOM-kills.
+        _ if contains(&obs.fd2, b"JavaScript heap out of memory") => Outcome::OutOfMemory,
         Ended::Protocol(m) => Outcome::Protocol(m.clone()),
         Ended::Eof => match obs.exit_code {
             Some(c) if c > 128 && c - 128 == libc::SIGXCPU => Outcome::CpuLimit,
@@ -75,6 +77,10 @@ pub fn classify(obs: &Observed) -> Outcome {
             None => Outcome::Signaled(libc::SIGKILL),
         },
     }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A signal's name for messages.
