@@ -1,0 +1,291 @@
+"""Paddock functions package runtime: wrappers, call log, search/describe, code loading.
+
+Generated packages import this module; it reads `_catalog.json` next to it. A function
+written in Python runs in-process: its source (`_code/<svc>__<fn>.py`, the version that
+was current when the package was generated) is compiled once and executed in fresh
+globals for every call, then its value is taken by the runner's order: `result`,
+`output`, `main(input_data)`, `handler(input_data, context)`. A function written in the
+other language goes through `_bridge` (the runner, then the worker).
+"""
+
+import asyncio
+import builtins
+import json
+import os
+import threading
+import time
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+with open(os.path.join(_HERE, "_catalog.json"), encoding="utf-8") as _f:
+    _CATALOG = json.load(_f)
+
+NAMESPACE = _CATALOG["namespace"]
+_ENTRIES = _CATALOG["functions"]
+_BY_KEY = {e["key"]: e for e in _ENTRIES}
+
+#: Most calls kept in `_calls`; later ones are only counted in `_calls_dropped`.
+MAX_CALLS = 1000
+
+#: The call log: one {name, status, duration_ms} per call, in call order. `status` is
+#: "running" while the call is under way, then "ok" or the error type.
+_calls = []
+_calls_dropped = [0]
+
+_compiled = {}
+
+
+class FunctionCallError(Exception):
+    """A function (or remote tool) called through the bridge failed.
+
+    `type` is the error type reported by the callee (e.g. "TypeError", "TimeoutError"),
+    `message` its message.
+    """
+
+    def __init__(self, type, message):
+        super().__init__(type, message)
+        self.type = type
+        self.message = message
+
+    def __str__(self):
+        return f"{self.type}: {self.message}"
+
+
+def _label(entry):
+    return entry["call"] + "()"
+
+
+def _build_input(entry, args, kwargs):
+    """input_data from keyword arguments, positional ones in signature order, or one dict."""
+    if len(args) == 1 and not kwargs and isinstance(args[0], dict):
+        data = dict(args[0])
+    else:
+        params = entry["params"]
+        if args and params is None:
+            raise TypeError(
+                f"{_label(entry)} takes keyword arguments or one dict of arguments "
+                f"({len(args)} positional given)"
+            )
+        order = [p["name"] for p in params or ()]
+        if len(args) > len(order):
+            raise TypeError(
+                f"{_label(entry)} takes at most {len(order)} positional argument"
+                f"{'' if len(order) == 1 else 's'} ({len(args)} given)"
+            )
+        data = dict(zip(order, args))
+        for key, value in kwargs.items():
+            if key in data:
+                raise TypeError(f"{_label(entry)} got multiple values for argument '{key}'")
+            data[key] = value
+    missing = [p["name"] for p in entry["params"] or () if p["required"] and p["name"] not in data]
+    if missing:
+        names = ", ".join(f"'{m}'" for m in missing)
+        plural = "s" if len(missing) > 1 else ""
+        raise TypeError(
+            f"{_label(entry)} missing {len(missing)} required argument{plural}: {names} "
+            f"(signature: {entry['signature']})"
+        )
+    return data
+
+
+def _record(entry):
+    record = {"name": entry["qualified"], "status": "running", "duration_ms": 0.0}
+    if len(_calls) < MAX_CALLS:
+        _calls.append(record)
+    else:
+        _calls_dropped[0] += 1
+    return record
+
+
+def _invoke(entry, input_data):
+    record = _record(entry)
+    start = time.perf_counter()
+    try:
+        if entry["bridged"]:
+            from functions import _bridge
+
+            value = _bridge.call_function(NAMESPACE, entry, input_data)
+        else:
+            value = _run_local(entry, input_data)
+    except FunctionCallError as e:
+        record["status"] = str(e.type)
+        raise
+    except BaseException as e:
+        record["status"] = type(e).__name__
+        raise
+    else:
+        record["status"] = "ok"
+        return value
+    finally:
+        record["duration_ms"] = round((time.perf_counter() - start) * 1000, 3)
+
+
+def _code(entry):
+    path = os.path.join(_HERE, *entry["file"].split("/"))
+    code = _compiled.get(path)
+    if code is None:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+        code = compile(source, path, "exec", dont_inherit=True)
+        _compiled[path] = code
+    return path, code
+
+
+def _call_with(fn, *args):
+    """Calls fn with as many of args as it accepts (main() without parameters works)."""
+    code = getattr(fn, "__code__", None)
+    if code is not None and not (code.co_flags & 0x0C):  # no *args / **kwargs
+        takes = code.co_argcount - (1 if hasattr(fn, "__self__") else 0)
+        args = args[: max(0, takes)]
+    return fn(*args)
+
+
+def _await(value):
+    """The value of a coroutine; in a thread of its own when a loop is already running."""
+    if not asyncio.iscoroutine(value):
+        return value
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(value)
+    box = {}
+
+    def run():
+        try:
+            box["value"] = asyncio.run(value)
+        except BaseException as e:  # noqa: BLE001  (re-raised in the caller)
+            box["error"] = e
+
+    t = threading.Thread(target=run, name="paddock-function")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _run_local(entry, input_data):
+    path, code = _code(entry)
+    g = {
+        "__builtins__": builtins,
+        "__name__": f"functions.{entry['service_ident']}.{entry['ident']}",
+        "__file__": path,
+        "input_data": input_data,
+    }
+    exec(code, g)
+    context = {
+        "namespace": NAMESPACE,
+        "service": entry["service"],
+        "function": entry["name"],
+        "version": entry["version"],
+    }
+    if "result" in g:
+        value = g["result"]
+    elif "output" in g:
+        value = g["output"]
+    elif callable(g.get("main")):
+        value = _call_with(g["main"], input_data)
+    elif callable(g.get("handler")):
+        value = _call_with(g["handler"], input_data, context)
+    else:
+        value = None
+    return _await(value)
+
+
+def wrapper(key):
+    """The callable for the function `key` (`service_ident.ident`)."""
+    entry = _BY_KEY[key]
+
+    def call(*args, **kwargs):
+        return _invoke(entry, _build_input(entry, args, kwargs))
+
+    call.__name__ = entry["ident"]
+    call.__qualname__ = entry["ident"]
+    call.__module__ = "functions." + entry["service_ident"]
+    doc = entry["signature"]
+    if entry["description"]:
+        doc += " — " + entry["description"]
+    call.__doc__ = doc
+    return call
+
+
+def _score(entry, tokens):
+    score = 0
+    fields = (
+        (entry["ident"].lower(), entry["name"].lower()),
+        (entry["service_ident"].lower(), entry["service"].lower()),
+        (entry["description"].lower(),),
+    )
+    for token in tokens:
+        names, services, description = fields
+        if token in names:
+            s = 100
+        elif any(n.startswith(token) for n in names):
+            s = 60
+        elif any(token in n for n in names):
+            s = 40
+        elif any(token in n for n in services):
+            s = 20
+        elif token in description[0]:
+            s = 10
+        else:
+            return 0
+        score += s
+    return score
+
+
+def _summary(entry):
+    return {
+        "name": entry["call"],
+        "service": entry["service"],
+        "function": entry["name"],
+        "signature": entry["signature"],
+        "description": entry["description"],
+        "language": entry["language"],
+    }
+
+
+def search(query, limit=20):
+    """Functions matching every word of `query` (case-insensitive) in their name, service
+    or description, best first: [{name, service, function, signature, description,
+    language}]. `name` is how to call it from the package."""
+    tokens = [t.replace("-", "_") for t in str(query).lower().split()]
+    if not tokens:
+        return [_summary(e) for e in _ENTRIES[:limit]]
+    scored = []
+    for e in _ENTRIES:
+        normalized = dict(e, ident=e["ident"], name=e["name"].replace("-", "_"),
+                          service=e["service"].replace("-", "_"))
+        s = _score(normalized, tokens)
+        if s:
+            scored.append((-s, e["key"], e))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    return [_summary(e) for _, _, e in scored[:limit]]
+
+
+def _find(name):
+    wanted = str(name).strip().replace("-", "_")
+    exact = [e for e in _ENTRIES if wanted in (e["call"], e["key"])]
+    if exact:
+        return exact[0]
+    short = [e for e in _ENTRIES if e["ident"] == wanted]
+    if len(short) == 1:
+        return short[0]
+    if len(short) > 1:
+        options = ", ".join(e["key"] for e in short)
+        raise LookupError(f"{name!r} names several functions; use one of: {options}")
+    raise LookupError(
+        f"no function {name!r} in namespace {NAMESPACE}; try functions.search({str(name)!r})"
+    )
+
+
+def describe(name):
+    """Everything about one function (`hello`, `greetings.hello` or `greetings-svc.hello`):
+    {name, service, function, signature, description, input_schema, language, version}.
+    Raises LookupError for an unknown or ambiguous name."""
+    entry = _find(name)
+    out = _summary(entry)
+    out["qualified"] = entry["qualified"]
+    out["input_schema"] = entry["input_schema"]
+    out["version"] = entry["version"]
+    return out
