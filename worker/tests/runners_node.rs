@@ -431,3 +431,28 @@ fn transform_time_of_a_hundred_line_file() {
         src.lines().count()
     );
 }
+
+#[test]
+fn call_helper_round_trips_over_the_protocol() {
+    let code = "const rt = globalThis.__paddock_runtime;\nconst ok = rt.call('function', { x: 1 });\nlet err;\ntry { rt.call('mcp', {}); } catch (e) { err = [e.type, e.message, e instanceof rt.CallError]; }\nresult = [ok, err];";
+    let mut targets = Vec::new();
+    let out = Runner::start(Language::TypeScript).execute_with_calls(
+        code,
+        json!({}),
+        json!({}),
+        |call| {
+            targets.push(call["target"].clone());
+            if call["target"] == "function" {
+                json!({"ok": true, "value": {"doubled": 2}})
+            } else {
+                json!({"ok": false, "error": {"type": "ToolError", "message": "no such tool"}})
+            }
+        },
+    );
+    assert_eq!(out.status(), "completed", "{}", out.frame);
+    assert_eq!(
+        out.value(),
+        json!([{"doubled": 2}, ["ToolError", "no such tool", true]])
+    );
+    assert_eq!(targets, vec![json!("function"), json!("mcp")]);
+}

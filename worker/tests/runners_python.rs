@@ -417,3 +417,30 @@ fn packages_dir_goes_on_sys_path() {
     );
     assert_eq!(out.value(), json!("from packages"), "{}", out.frame);
 }
+
+#[test]
+fn call_helper_round_trips_over_the_protocol() {
+    let code = "import _paddock\nok = _paddock.call('function', {'x': 1})\ntry:\n    _paddock.call('mcp', {})\nexcept _paddock.CallError as e:\n    err = [e.type, e.message]\nresult = [ok, err]";
+    let mut seen = Vec::new();
+    let out =
+        Runner::start(Language::Python).execute_with_calls(code, json!({}), json!({}), |call| {
+            seen.push((call["target"].clone(), call["args"].clone()));
+            if call["target"] == "function" {
+                json!({"ok": true, "value": {"doubled": 2}})
+            } else {
+                json!({"ok": false, "error": {"type": "ToolError", "message": "no such tool"}})
+            }
+        });
+    assert_eq!(out.status(), "completed", "{}", out.frame);
+    assert_eq!(
+        out.value(),
+        json!([{"doubled": 2}, ["ToolError", "no such tool"]])
+    );
+    assert_eq!(
+        seen,
+        vec![
+            (json!("function"), json!({"x": 1})),
+            (json!("mcp"), json!({}))
+        ]
+    );
+}

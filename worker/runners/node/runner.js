@@ -130,10 +130,14 @@ function sendFrame(obj) {
   }
 }
 
+// A `call` answered with `ok: false`; `type` and `message` come from its `error` object.
 class CallError extends Error {
-  constructor(message) {
-    super(message);
+  constructor(error) {
+    const isObj = error !== null && typeof error === 'object';
+    super(isObj ? String(error.message ?? '') : String(error));
     this.name = 'CallError';
+    this.type = isObj && typeof error.type === 'string' ? error.type : 'CallError';
+    this.error = error;
   }
 }
 
@@ -142,7 +146,7 @@ let nextCallId = 1;
 // Request/response over the protocol fds (issue 4: cross-language and MCP calls).
 // Sends {type: call, id, target, args}, blocks for the matching `call_result`, returns its
 // `value` or throws CallError with its `error`. Generated packages reach it as
-// `globalThis.__paddock.call`.
+// `globalThis.__paddock_runtime.call` (synchronous; callers may wrap it in a Promise).
 function call(target, args) {
   const id = nextCallId++;
   sendFrame({ type: 'call', id, target, args });
@@ -151,12 +155,12 @@ function call(target, args) {
     if (frame === null) throw new ProtocolError('the worker closed the pipe during a call');
     if (frame.type === 'call_result' && frame.id === id) {
       if (frame.ok) return frame.value;
-      throw new CallError(String(frame.error));
+      throw new CallError(frame.error);
     }
   }
 }
 
-Object.defineProperty(globalThis, '__paddock', {
+Object.defineProperty(globalThis, '__paddock_runtime', {
   value: Object.freeze({ call, CallError }),
   enumerable: false,
 });

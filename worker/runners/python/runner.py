@@ -131,7 +131,23 @@ def send_frame(obj):
 
 
 class CallError(Exception):
-    """A `call` frame was answered with `ok: false`."""
+    """A `call` frame was answered with `ok: false`.
+
+    `args[0]` is the frame's `error` (normally an object `{type, message}`); `type` and
+    `message` are also attributes.
+    """
+
+    def __init__(self, error):
+        super().__init__(error)
+        if isinstance(error, dict):
+            self.type = str(error.get("type") or "CallError")
+            self.message = str(error.get("message") or "")
+        else:
+            self.type = "CallError"
+            self.message = str(error)
+
+    def __str__(self):
+        return f"{self.type}: {self.message}" if self.message else self.type
 
 
 _call_ids = itertools.count(1)
@@ -152,7 +168,7 @@ def call(target, args):
         if frame.get("type") == "call_result" and frame.get("id") == call_id:
             if frame.get("ok"):
                 return frame.get("value")
-            raise CallError(str(frame.get("error")))
+            raise CallError(frame.get("error"))
 
 
 # `import _paddock` inside the sandbox gives generated packages the call helper.

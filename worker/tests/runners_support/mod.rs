@@ -163,7 +163,21 @@ impl Runner {
     }
 
     /// Sends one `execute` frame and collects the result, exit status and diagnostics.
-    pub fn execute(mut self, code: &str, input: Value, files: Value) -> Outcome {
+    pub fn execute(self, code: &str, input: Value, files: Value) -> Outcome {
+        self.execute_with_calls(code, input, files, |call| {
+            panic!("unexpected call frame {call}")
+        })
+    }
+
+    /// Like [`Runner::execute`], answering each `call` frame with the `call_result`
+    /// built by `answer` (the harness adds `type` and `id`).
+    pub fn execute_with_calls(
+        mut self,
+        code: &str,
+        input: Value,
+        files: Value,
+        mut answer: impl FnMut(&Value) -> Value,
+    ) -> Outcome {
         let frame = json!({
             "type": "execute",
             "execution_id": "test-1",
@@ -176,7 +190,16 @@ impl Runner {
         let mut stdin = self.stdin.take().expect("stdin");
         let started = Instant::now();
         write_frame(&mut stdin, &frame);
-        let result = read_frame(&mut self.stdout).expect("runner sent a result frame");
+        let result = loop {
+            let frame = read_frame(&mut self.stdout).expect("runner sent a result frame");
+            if frame["type"] != "call" {
+                break frame;
+            }
+            let mut reply = answer(&frame);
+            reply["type"] = json!("call_result");
+            reply["id"] = frame["id"].clone();
+            write_frame(&mut stdin, &reply);
+        };
         let round_trip = started.elapsed();
         assert_eq!(result["type"], "result", "{result}");
         assert!(
