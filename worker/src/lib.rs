@@ -11,3 +11,4 @@ pub mod jail;
 pub mod profile;
 pub mod slots;
 pub mod sys;
+pub mod package;

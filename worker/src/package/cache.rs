@@ -1,0 +1,104 @@
+//! A small bounded cache of generated packages keyed by (namespace, stamp, language),
+//! evicting the least recently used entry when full.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use paddock_shared::model::{FunctionRecord, Language, VersionRecord};
+
+use super::{Package, generate};
+
+type Key = (String, u64, Language);
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<Key, (Arc<Package>, u64)>,
+    tick: u64,
+}
+
+/// Packages by (namespace, stamp, language). `stamp` is whatever changes when the
+/// namespace's functions change (e.g. the replica sequence of its last change), so a
+/// stale package is never served: a new stamp is a new key and old ones age out.
+#[derive(Debug)]
+pub struct PackageCache {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+impl PackageCache {
+    /// A cache holding at most `capacity` packages (at least one).
+    pub fn new(capacity: usize) -> PackageCache {
+        PackageCache {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached package, marking it recently used.
+    pub fn get(&self, namespace: &str, stamp: u64, language: Language) -> Option<Arc<Package>> {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let key = (namespace.to_owned(), stamp, language);
+        inner.entries.get_mut(&key).map(|(p, used)| {
+            *used = tick;
+            Arc::clone(p)
+        })
+    }
+
+    /// Stores `package`, evicting the least recently used entry when full.
+    pub fn insert(&self, namespace: &str, stamp: u64, package: Package) -> Arc<Package> {
+        let package = Arc::new(package);
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let key = (namespace.to_owned(), stamp, package.language);
+        if !inner.entries.contains_key(&key) && inner.entries.len() >= self.capacity {
+            let oldest = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                inner.entries.remove(&oldest);
+            }
+        }
+        inner.entries.insert(key, (Arc::clone(&package), tick));
+        package
+    }
+
+    /// The cached package, or one generated from `load()` (only called on a miss) and
+    /// cached.
+    ///
+    /// # Errors
+    /// Whatever `load` returns (e.g. a replica read error); nothing is cached then.
+    pub fn get_or_generate<E>(
+        &self,
+        namespace: &str,
+        stamp: u64,
+        language: Language,
+        load: impl FnOnce() -> Result<Vec<(FunctionRecord, VersionRecord)>, E>,
+    ) -> Result<Arc<Package>, E> {
+        if let Some(p) = self.get(namespace, stamp, language) {
+            return Ok(p);
+        }
+        let functions = load()?;
+        let package = generate(namespace, &functions, language);
+        Ok(self.insert(namespace, stamp, package))
+    }
+
+    /// Number of cached packages.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

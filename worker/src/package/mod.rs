@@ -1,0 +1,104 @@
+//! The `functions` package: generated per namespace (Python or JavaScript), written under
+//! the sandbox workspace by the runner before the code runs, so that sandboxed code can
+//! `from functions import hello` / `require("./functions")`.
+//!
+//! # Layout
+//! Python (`language = python`):
+//! ```text
+//! functions/__init__.py        catalogue docstring, re-exports, search/describe, _calls
+//! functions/<svc>.py           one module of wrappers per service
+//! functions/_runtime.py        wrappers, call log, search/describe, code loading (asset)
+//! functions/_bridge.py         cross-language / remote calls through the runner (asset)
+//! functions/_catalog.json      the namespace's functions as data
+//! functions/_code/<svc>__<fn>.py   source of every Python function (current version)
+//! ```
+//! JavaScript (`language = typescript`): the same with `index.js`, `<svc>.js`,
+//! `_runtime.js`, `_bridge.js`, `_catalog.json` and `_code/<svc>__<fn>.js` (TypeScript
+//! already turned into CommonJS by [`crate::typescript::transform`]).
+//!
+//! # Runner contract (calls the package asks the runner to make)
+//! A function written in the other language (later: a remote MCP tool) is called through
+//! the runner, which forwards it to the worker as a slot-protocol `call` frame:
+//! - Python: `import _paddock; _paddock.call(target, args)` — blocking; returns the value
+//!   or raises `_paddock.CallError` whose first argument (or `type`/`message` attributes)
+//!   carries `{type, message}`.
+//! - JavaScript: `globalThis.__paddock_runtime.call(target, args)` → `Promise` of the value;
+//!   rejects with an object or `Error` having `type` and `message`.
+//!
+//! `target` is [`CALL_TARGET_FUNCTION`] and `args` is
+//! `{namespace, service, function, language, version, input}` (original names, `language`
+//! of the called function, `input` the function's `input_data`). The worker runs that
+//! version and answers `call_result {id, ok: true, value}` or
+//! `{id, ok: false, error: {type, message}}`. The package records each call in its own
+//! call log (`functions._calls`: `{name: "service.function", status: "ok" | error type,
+//! duration_ms}`), which the runner copies into the result's `calls`.
+
+mod cache;
+mod catalogue;
+mod javascript;
+mod python;
+
+use std::collections::BTreeMap;
+
+use paddock_shared::model::{FunctionRecord, Language, VersionRecord};
+use sha2::{Digest, Sha256};
+
+pub use cache::PackageCache;
+pub use catalogue::{Catalogue, Entry, Param};
+
+/// `target` of the `call` frame for a namespace function run in the other language.
+pub const CALL_TARGET_FUNCTION: &str = "function";
+/// `target` reserved for remote MCP tools (issue 6): args `{namespace, server, tool, input}`.
+pub const CALL_TARGET_MCP: &str = "mcp";
+/// Directory of the package inside the workspace (the import name).
+pub const PACKAGE_DIR: &str = "functions";
+
+/// A generated package: the `files` of the execute frame plus an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Language of the code that imports the package.
+    pub language: Language,
+    /// Relative path (under the workspace) → UTF-8 text.
+    pub files: BTreeMap<String, String>,
+    /// SHA-256 (hex) over the language, paths and contents: equal digests, equal packages.
+    pub digest: String,
+    /// The catalogue text (Python docstring / JavaScript `__doc__`).
+    pub catalogue: String,
+}
+
+/// Generates the `functions` package of `namespace` for code written in `language`.
+///
+/// `functions` holds each function with its current version, sorted by service then
+/// function. Generation never fails: a schema that is not JSON is treated as "no schema"
+/// and a TypeScript function that does not transform ships as code that throws the
+/// transform error when called, so one broken function never breaks the namespace.
+pub fn generate(
+    namespace: &str,
+    functions: &[(FunctionRecord, VersionRecord)],
+    language: Language,
+) -> Package {
+    let catalogue = Catalogue::build(namespace, functions, language);
+    let files = match language {
+        Language::Python => python::files(&catalogue, functions),
+        Language::TypeScript => javascript::files(&catalogue, functions),
+    };
+    let digest = digest(language, &files);
+    Package {
+        language,
+        files,
+        digest,
+        catalogue: catalogue.text.clone(),
+    }
+}
+
+fn digest(language: Language, files: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    h.update(language.as_str().as_bytes());
+    for (path, text) in files {
+        h.update((path.len() as u64).to_be_bytes());
+        h.update(path.as_bytes());
+        h.update((text.len() as u64).to_be_bytes());
+        h.update(text.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,89 @@
+//! The Python flavour of the package: `functions/__init__.py` (catalogue docstring and
+//! re-exports), one module per service, the runtime and bridge assets, and the functions'
+//! sources under `functions/_code/`.
+
+use std::collections::BTreeMap;
+
+use paddock_shared::model::{FunctionRecord, VersionRecord};
+
+use super::catalogue::Catalogue;
+
+/// Wrappers, call log, search/describe and code loading (`functions/_runtime.py`).
+pub const RUNTIME: &str = include_str!("../../runners/pkg/python/_runtime.py");
+/// Calls through the runner (`functions/_bridge.py`).
+pub const BRIDGE: &str = include_str!("../../runners/pkg/python/_bridge.py");
+
+/// Every file of the Python package, keyed by workspace-relative path.
+pub fn files(
+    catalogue: &Catalogue,
+    functions: &[(FunctionRecord, VersionRecord)],
+) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    files.insert("functions/__init__.py".to_owned(), init(catalogue));
+    files.insert("functions/_runtime.py".to_owned(), RUNTIME.to_owned());
+    files.insert("functions/_bridge.py".to_owned(), BRIDGE.to_owned());
+    files.insert("functions/_catalog.json".to_owned(), catalogue.to_json());
+    for (service, ident) in &catalogue.services {
+        let mut text = format!(
+            "\"\"\"Service {ident} of namespace {ns}: generated wrappers.\"\"\"\n\n\
+             from functions._runtime import wrapper as _wrapper\n\n",
+            ns = catalogue.namespace,
+        );
+        for e in catalogue.entries.iter().filter(|e| &e.service == service) {
+            text.push_str(&format!("{} = _wrapper({})\n", e.ident, py_str(&e.key)));
+        }
+        files.insert(format!("functions/{ident}.py"), text);
+    }
+    for e in &catalogue.entries {
+        if let (Some(file), Some((_, v))) = (&e.file, functions.get(e.index)) {
+            files.insert(format!("functions/{file}"), v.code.clone());
+        }
+    }
+    files
+}
+
+fn init(catalogue: &Catalogue) -> String {
+    let mut out = py_docstring(&catalogue.text);
+    out.push_str("\nfrom functions._runtime import FunctionCallError, _calls, describe, search\n");
+    let mut all: Vec<String> = ["FunctionCallError", "describe", "search"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    if !catalogue.services.is_empty() {
+        let idents: Vec<&str> = catalogue.services.iter().map(|(_, i)| i.as_str()).collect();
+        out.push_str(&format!("from functions import {}\n", idents.join(", ")));
+        all.extend(idents.iter().map(|s| (*s).to_owned()));
+    }
+    for e in catalogue.entries.iter().filter(|e| e.top_level) {
+        out.push_str(&format!(
+            "from functions.{} import {}\n",
+            e.service_ident, e.ident
+        ));
+        all.push(e.ident.clone());
+    }
+    let quoted: Vec<String> = all.iter().map(|s| py_str(s)).collect();
+    out.push_str(&format!("\n__all__ = [{}]\n", quoted.join(", ")));
+    out
+}
+
+/// A triple-quoted Python string literal whose value is exactly `text`.
+pub(crate) fn py_docstring(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::from("\"\"\"");
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' if i + 1 == chars.len() || chars[i + 1] == '"' => out.push_str("\\\""),
+            '\n' => out.push('\n'),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push_str("\"\"\"\n");
+    out
+}
+
+/// A double-quoted Python string literal (JSON escaping is valid Python for these).
+fn py_str(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
