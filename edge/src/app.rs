@@ -379,13 +379,13 @@ impl App {
     /// # Errors
     /// `SCOPE_DENIED`, `NAMESPACE_DENIED`, `NAMESPACE_NOT_FOUND` (run endpoint only).
     pub fn authorize(&self, p: &Principal, endpoint: Endpoint, ns: &str) -> Result<(), ApiError> {
-        if let Some(bound) = &p.namespace {
-            if bound != ns {
-                return Err(ApiError::new(
-                    ErrorCode::NamespaceDenied,
-                    format!("This API key is bound to namespace '{bound}' and cannot reach '{ns}'"),
-                ));
-            }
+        if let Some(bound) = &p.namespace
+            && bound != ns
+        {
+            return Err(ApiError::new(
+                ErrorCode::NamespaceDenied,
+                format!("This API key is bound to namespace '{bound}' and cannot reach '{ns}'"),
+            ));
         }
         match endpoint {
             Endpoint::Create

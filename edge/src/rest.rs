@@ -438,10 +438,10 @@ fn create_key(app: &App, req: &RestRequest) -> Result<RestResponse, ApiError> {
         Some(n) => {
             paddock_shared::names::validate_namespace(&n)
                 .map_err(crate::tools::checks::name_error)?;
-            if let Some(rec) = app.store().namespace(&n).map_err(internal)? {
-                if rec.owner != acc.id {
-                    return Err(crate::tools::namespace_denied(&n));
-                }
+            if let Some(rec) = app.store().namespace(&n).map_err(internal)?
+                && rec.owner != acc.id
+            {
+                return Err(crate::tools::namespace_denied(&n));
             }
             Some(n)
         }

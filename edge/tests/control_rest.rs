@@ -1,5 +1,6 @@
 //! REST /v1/auth/* against a real store: register, login (with throttling), refresh, API
 //! keys (create, list, revoke), API key → JWT, and the error bodies.
+#![allow(clippy::unwrap_used)]
 
 use std::net::IpAddr;
 

@@ -1,6 +1,7 @@
 //! Create tools against a real sled store in a temp dir: the seed's workflow, every
 //! validation error, versioning, two-step deletes, tenant isolation, replication entries
 //! and durability across reopen.
+#![allow(clippy::unwrap_used)]
 
 use paddock_edge::app::{ApiError, App, AppConfig, Endpoint, Principal, Scope};
 use paddock_edge::store::records::AccountRecord;

@@ -58,6 +58,7 @@ pub fn digest(pepper: &[u8], raw: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -37,6 +37,7 @@ pub fn verify(password: &str, phc: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

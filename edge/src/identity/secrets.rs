@@ -64,6 +64,7 @@ pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

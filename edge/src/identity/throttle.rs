@@ -60,6 +60,7 @@ impl LoginThrottle {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -98,6 +98,7 @@ fn decode_seq(v: &[u8]) -> Result<u64, StoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use paddock_shared::model::NamespaceRecord;

@@ -142,6 +142,7 @@ pub fn requirements(lang: Language, reqs: Vec<String>) -> Result<Vec<String>, Ap
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -55,13 +55,11 @@ fn function_fields(required_backend: bool) -> Value {
         "tags": list("Tags for filtering"),
         "requirements": list("Packages from list_packages (aliases accepted)"),
     });
-    if !required_backend {
-        if let Value::Object(m) = &mut p {
-            m.insert(
-                "restore_version".into(),
-                json!({ "type": "integer", "minimum": 1, "description": "Copy version N into a new version" }),
-            );
-        }
+    if !required_backend && let Value::Object(m) = &mut p {
+        m.insert(
+            "restore_version".into(),
+            json!({ "type": "integer", "minimum": 1, "description": "Copy version N into a new version" }),
+        );
     }
     p
 }
@@ -345,22 +343,22 @@ pub fn call(ctx: &Ctx<'_>, tool: &str, args: Map<String, Value>) -> Result<Value
             ),
         ));
     }
-    if let Some(bound) = &ctx.p.namespace {
-        if bound != ctx.ns {
-            return Err(ApiError::new(
-                ErrorCode::NamespaceDenied,
-                format!(
-                    "This API key is bound to namespace '{bound}' and cannot reach '{}'",
-                    ctx.ns
-                ),
-            ));
-        }
+    if let Some(bound) = &ctx.p.namespace
+        && bound != ctx.ns
+    {
+        return Err(ApiError::new(
+            ErrorCode::NamespaceDenied,
+            format!(
+                "This API key is bound to namespace '{bound}' and cannot reach '{}'",
+                ctx.ns
+            ),
+        ));
     }
     // The URL's namespace, when it exists, must be the caller's — for every tool.
-    if let Some(n) = ctx.app.store().namespace(ctx.ns).map_err(store_error)? {
-        if n.owner != ctx.p.account_id {
-            return Err(namespace_denied(ctx.ns));
-        }
+    if let Some(n) = ctx.app.store().namespace(ctx.ns).map_err(store_error)?
+        && n.owner != ctx.p.account_id
+    {
+        return Err(namespace_denied(ctx.ns));
     }
     match tool {
         "make_namespace" => namespaces::make(ctx, args),

@@ -21,15 +21,15 @@ pub fn make(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> 
     names::validate_namespace(&name).map_err(checks::name_error)?;
     let description = a.opt_str("description")?.unwrap_or_default();
     checks::size("description", description.len(), MAX_DESCRIPTION_BYTES)?;
-    if let Some(bound) = &ctx.p.namespace {
-        if *bound != name {
-            return Err(ApiError::new(
-                ErrorCode::NamespaceDenied,
-                format!(
-                    "This API key is bound to namespace '{bound}' and cannot create namespace '{name}'"
-                ),
-            ));
-        }
+    if let Some(bound) = &ctx.p.namespace
+        && *bound != name
+    {
+        return Err(ApiError::new(
+            ErrorCode::NamespaceDenied,
+            format!(
+                "This API key is bound to namespace '{bound}' and cannot create namespace '{name}'"
+            ),
+        ));
     }
     let rec = NamespaceRecord {
         name: name.clone(),

@@ -117,6 +117,7 @@ pub fn scan(code: &str) -> Vec<Warning> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

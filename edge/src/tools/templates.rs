@@ -219,6 +219,7 @@ pub fn find(name: &str) -> Option<&'static Template> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
