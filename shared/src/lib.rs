@@ -8,5 +8,6 @@ pub mod exec;
 pub mod model;
 pub mod names;
 pub mod protocol;
+pub mod replication;
 
 pub use error::ErrorCode;
