@@ -188,8 +188,10 @@ pub fn route(
     let domain = domain.to_ascii_lowercase();
 
     // Subdomain form: {ns}.{create|run}.{domain}/mcp
-    if let Some(prefix) = host.strip_suffix(&domain).and_then(|p| p.strip_suffix('.')) {
-        if let Some((ns, kind)) = prefix.split_once('.') {
+    if let Some(prefix) = host.strip_suffix(&domain).and_then(|p| p.strip_suffix('.'))
+        && let Some((ns, kind)) = prefix.split_once('.')
+    {
+        {
             let endpoint = match kind {
                 "create" => Some(Endpoint::Create),
                 "run" => Some(Endpoint::Run),

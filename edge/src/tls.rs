@@ -188,7 +188,7 @@ impl SniResolver {
         if let Some(i) = self
             .certs
             .iter()
-            .position(|(names, _)| names.iter().any(|n| *n == sni))
+            .position(|(names, _)| names.contains(&sni))
         {
             return i;
         }
@@ -197,7 +197,7 @@ impl SniResolver {
             if let Some(i) = self
                 .certs
                 .iter()
-                .position(|(names, _)| names.iter().any(|n| *n == wildcard))
+                .position(|(names, _)| names.contains(&wildcard))
             {
                 return i;
             }
