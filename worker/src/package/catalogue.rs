@@ -11,7 +11,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// Longest description kept on a catalogue line, in characters (`…` marks a cut).
-pub const MAX_DESCRIPTION_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 80;
 
 /// Top-level names of the package API; services and functions never take them.
 const RESERVED_TOP: &[&str] = &["search", "describe", "FunctionCallError"];
