@@ -12,3 +12,4 @@ pub mod profile;
 pub mod slots;
 pub mod sys;
 pub mod package;
+pub mod replica;
