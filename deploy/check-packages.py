@@ -22,17 +22,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Runs inside the child: load the package dir, exec the smoke, print the result as JSON.
 CHILD = r"""
-import json, resource, sys, time
+import importlib, json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 source = sys.stdin.read()
 ns = {"__name__": "__main__"}
 t0 = time.perf_counter()
+importlib.import_module(sys.argv[2])
+t1 = time.perf_counter()
 exec(compile(source, "<smoke>", "exec"), ns)
-elapsed = time.perf_counter() - t0
+t2 = time.perf_counter()
 if "result" not in ns:
     raise SystemExit("smoke did not set `result`")
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-sys.stdout.write(json.dumps({"result": ns["result"], "seconds": elapsed, "peak_mib": peak_kib / 1024}))
+sys.stdout.write(json.dumps({"result": ns["result"], "import_s": t1 - t0, "smoke_s": t2 - t1,
+                             "peak_mib": peak_kib / 1024}))
 """
 
 
@@ -58,7 +61,7 @@ def main():
             env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": cwd, "TMPDIR": cwd}
             try:
                 proc = subprocess.run(
-                    [args.python, "-I", "-B", "-c", CHILD, args.packages],
+                    [args.python, "-I", "-B", "-c", CHILD, args.packages, p["import"]],
                     input=p["smoke"], capture_output=True, text=True, cwd=cwd, env=env,
                     timeout=args.timeout,
                 )
@@ -76,8 +79,8 @@ def main():
             failures.append(p["name"])
             print(f"FAIL {p['name']:<22} result {json.dumps(out['result'])} != expect {json.dumps(p['expect'])}")
             continue
-        print(f"ok   {p['name']:<22} {out['seconds'] * 1000:7.1f} ms  peak {out['peak_mib']:6.1f} MiB  "
-              f"{json.dumps(out['result'])[:60]}")
+        print(f"ok   {p['name']:<22} import {out['import_s'] * 1000:6.0f} ms  smoke {out['smoke_s'] * 1000:6.0f} ms  "
+              f"peak {out['peak_mib']:5.0f} MiB  {json.dumps(out['result'])[:50]}")
     total = time.monotonic() - started
     print(f"check-packages: {len(entries) - len(failures)}/{len(entries)} smokes passed in {total:.1f} s")
     if failures:
