@@ -26,22 +26,27 @@
 use std::path::Path;
 
 use oxc::allocator::Allocator;
+use oxc::ast::ast::ImportExpression;
 use oxc::ast::ast::{
     Declaration, ExportDefaultDeclarationKind, ImportDeclarationSpecifier, ModuleDeclaration,
     ModuleExportName,
 };
+use oxc::ast_visit::{Visit, walk};
 use oxc::codegen::{Codegen, CodegenOptions};
 use oxc::diagnostics::OxcDiagnostic;
 use oxc::parser::Parser;
 use oxc::semantic::SemanticBuilder;
 use oxc::span::{GetSpan, SourceType};
 use oxc::transformer::{TransformOptions, Transformer};
+use paddock_shared::exec::{ExecStatus, ExecutionResult, error_type};
 
 /// File name the runner gives user code; also the `sources` entry of the source map.
 pub const CODE_FILE_NAME: &str = "<code>";
 
 /// Name of the default-import interop helper appended to the output.
 const INTEROP_FN: &str = "__paddock_default";
+/// Name of the dynamic `import()` replacement appended to the output.
+const IMPORT_FN: &str = "__paddock_import";
 
 /// Why code could not be turned into runnable JavaScript (an `InvalidCode` error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +70,32 @@ pub enum TransformError {
     /// The generated JavaScript did not parse again (a transform bug, never user error).
     #[error("internal transform error: {message}")]
     Internal { message: String },
+}
+
+impl TransformError {
+    /// The `failed` result with `error.type = InvalidCode` for an execution whose code
+    /// did not transform (no slot is used).
+    pub fn to_result(&self, execution_id: &str) -> ExecutionResult {
+        ExecutionResult::failed(
+            execution_id,
+            ExecStatus::Failed,
+            error_type::INVALID_CODE,
+            format!("the TypeScript code does not compile: {self}; fix it and run it again"),
+        )
+    }
+}
+
+/// Finds dynamic `import(...)` calls (anywhere in the program).
+#[derive(Default)]
+struct DynamicImports {
+    starts: Vec<usize>,
+}
+
+impl<'a> Visit<'a> for DynamicImports {
+    fn visit_import_expression(&mut self, it: &ImportExpression<'a>) {
+        self.starts.push(it.span.start as usize);
+        walk::walk_import_expression(self, it);
+    }
 }
 
 /// Turns TypeScript or JavaScript source into CommonJS JavaScript for the Node runner.
@@ -161,6 +192,20 @@ fn to_commonjs(code: &str) -> Result<String, TransformError> {
     let mut tail: Vec<String> = Vec::new();
     let mut uses_interop = false;
     let mut temp = 0usize;
+
+    // `import(x)` needs a module loader the vm script does not have: it becomes a
+    // Promise of `require(x)` shaped like a namespace object (`default` + named exports).
+    let mut dynamic = DynamicImports::default();
+    dynamic.visit_program(&parsed.program);
+    for &start in &dynamic.starts {
+        if code.get(start..start + 6) == Some("import") {
+            edits.push(Edit {
+                start,
+                end: start + 6,
+                text: IMPORT_FN.to_owned(),
+            });
+        }
+    }
 
     for stmt in &parsed.program.body {
         let Some(decl) = stmt.as_module_declaration() else {
@@ -339,7 +384,8 @@ fn to_commonjs(code: &str) -> Result<String, TransformError> {
         pos = edit.end;
     }
     out.push_str(&code[pos..]);
-    if !tail.is_empty() || uses_interop {
+    let uses_import = !dynamic.starts.is_empty();
+    if !tail.is_empty() || uses_interop || uses_import {
         if !out.ends_with('\n') {
             out.push('\n');
         }
@@ -347,6 +393,12 @@ fn to_commonjs(code: &str) -> Result<String, TransformError> {
         if uses_interop {
             out.push_str(&format!(
                 " function {INTEROP_FN}(m) {{ return m && m.__esModule ? m.default : m; }}"
+            ));
+        }
+        if uses_import {
+            out.push_str(&format!(
+                " function {IMPORT_FN}(s) {{ return Promise.resolve().then(() => {{ const m = require(s); \
+                 return m && m.__esModule ? m : Object.assign({{ default: m }}, m); }}); }}"
             ));
         }
     }
@@ -543,6 +595,30 @@ mod tests {
         let code = code_part(&js);
         assert!(code.contains("module.exports.a = a;"), "{code}");
         assert!(code.contains("module.exports.c = c;"), "{code}");
+    }
+
+    #[test]
+    fn dynamic_import_becomes_a_promised_require() {
+        let js =
+            transform("const os = await import(\"os\");\nexport const result = os.platform();\n")
+                .expect("transform");
+        let code = code_part(&js);
+        assert!(code.contains("await __paddock_import(\"os\")"), "{code}");
+        assert!(code.contains("function __paddock_import(s)"), "{code}");
+    }
+
+    #[test]
+    fn transform_error_is_an_invalid_code_result() {
+        let err = transform("let = ;").expect_err("syntax error");
+        let result = err.to_result("e1");
+        assert_eq!(result.status, ExecStatus::Failed);
+        let error = result.error.expect("error");
+        assert_eq!(error.error_type, "InvalidCode");
+        assert!(
+            error.message.contains("syntax error at 1:"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

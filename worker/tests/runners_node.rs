@@ -456,3 +456,15 @@ fn call_helper_round_trips_over_the_protocol() {
     );
     assert_eq!(targets, vec![json!("function"), json!("mcp")]);
 }
+
+#[test]
+fn dynamic_import_works_through_require() {
+    let src = "const { platform } = await import(\"os\");\nconst fns = await import(\"./functions\");\nexport const result = [typeof platform, fns.default.x, fns.x];\n";
+    let out = ts_with(
+        src,
+        json!({}),
+        json!({"functions/index.js": "exports.x = 1;"}),
+    );
+    assert_eq!(out.status(), "completed", "{}", out.frame);
+    assert_eq!(out.value(), json!(["function", 1, 1]));
+}
