@@ -18,13 +18,26 @@ pub enum CgroupError {
     #[error("no usable cgroup hierarchy: {0}")]
     NoHierarchy(String),
     #[error("creating cgroup {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("writing {value:?} to {path}: {source}")]
-    Write { path: PathBuf, value: String, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("removing cgroup {path}: {source}")]
-    Remove { path: PathBuf, source: std::io::Error },
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cgroup {path} still has processes after kill")]
     NotEmpty { path: PathBuf },
 }
@@ -71,7 +84,12 @@ impl CgroupFs for RealFs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
     /// v1: one parent per controller (`memory`, `pids`, `cpuacct`).
-    V1 { memory: PathBuf, pids: PathBuf, cpuacct: PathBuf, memsw: bool },
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpuacct: PathBuf,
+        memsw: bool,
+    },
     /// v2: one parent with memory, pids and cpu enabled for its children.
     V2 { parent: PathBuf },
 }
@@ -124,14 +142,21 @@ impl SlotCgroup {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .open(&p)
-                    .map_err(|source| CgroupError::Write { path: p, value: "0".into(), source })
+                    .map_err(|source| CgroupError::Write {
+                        path: p,
+                        value: "0".into(),
+                        source,
+                    })
             })
             .collect()
     }
 }
 
 fn first_number(text: &str) -> u64 {
-    text.split_whitespace().next().and_then(|t| t.parse().ok()).unwrap_or(0)
+    text.split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0)
 }
 
 fn keyed(text: &str, key: &str) -> u64 {
@@ -161,23 +186,41 @@ impl<F: CgroupFs> Cgroups<F> {
     pub fn detect_with(fs: F, root: &Path) -> Result<Cgroups<F>, CgroupError> {
         let ctrl_file = root.join("cgroup.controllers");
         if fs.exists(&ctrl_file) {
-            let ctrls = fs.read(&ctrl_file).map_err(|source| CgroupError::Read { path: ctrl_file.clone(), source })?;
+            let ctrls = fs.read(&ctrl_file).map_err(|source| CgroupError::Read {
+                path: ctrl_file.clone(),
+                source,
+            })?;
             let has = |c: &str| ctrls.split_whitespace().any(|x| x == c);
             if has("memory") && has("pids") {
                 let parent = root.join(PARENT_NAME);
-                fs.mkdir(&parent).map_err(|source| CgroupError::Create { path: parent.clone(), source })?;
-                let want = if has("cpu") { "+memory +pids +cpu" } else { "+memory +pids" };
+                fs.mkdir(&parent).map_err(|source| CgroupError::Create {
+                    path: parent.clone(),
+                    source,
+                })?;
+                let want = if has("cpu") {
+                    "+memory +pids +cpu"
+                } else {
+                    "+memory +pids"
+                };
                 for dir in [root, parent.as_path()] {
                     let f = dir.join("cgroup.subtree_control");
-                    fs.write(&f, want).map_err(|source| CgroupError::Write { path: f, value: want.into(), source })?;
+                    fs.write(&f, want).map_err(|source| CgroupError::Write {
+                        path: f,
+                        value: want.into(),
+                        source,
+                    })?;
                 }
-                return Ok(Cgroups { fs, layout: Layout::V2 { parent } });
+                return Ok(Cgroups {
+                    fs,
+                    layout: Layout::V2 { parent },
+                });
             }
         }
         let memory = root.join("memory");
         let pids = root.join("pids");
         let cpuacct = root.join("cpuacct");
-        if fs.exists(&memory.join("memory.limit_in_bytes")) && fs.exists(&pids.join("cgroup.procs")) {
+        if fs.exists(&memory.join("memory.limit_in_bytes")) && fs.exists(&pids.join("cgroup.procs"))
+        {
             let memsw = fs.exists(&memory.join("memory.memsw.limit_in_bytes"));
             let layout = Layout::V1 {
                 memory: memory.join(PARENT_NAME),
@@ -187,7 +230,10 @@ impl<F: CgroupFs> Cgroups<F> {
             };
             let cg = Cgroups { fs, layout };
             for p in cg.parents() {
-                cg.fs.mkdir(&p).map_err(|source| CgroupError::Create { path: p.clone(), source })?;
+                cg.fs.mkdir(&p).map_err(|source| CgroupError::Create {
+                    path: p.clone(),
+                    source,
+                })?;
             }
             return Ok(cg);
         }
@@ -204,7 +250,12 @@ impl<F: CgroupFs> Cgroups<F> {
 
     fn parents(&self) -> Vec<PathBuf> {
         match &self.layout {
-            Layout::V1 { memory, pids, cpuacct, .. } => {
+            Layout::V1 {
+                memory,
+                pids,
+                cpuacct,
+                ..
+            } => {
                 let mut v = vec![memory.clone(), pids.clone()];
                 if self.fs.exists(cpuacct.parent().unwrap_or(Path::new("/"))) {
                     v.push(cpuacct.clone());
@@ -216,7 +267,13 @@ impl<F: CgroupFs> Cgroups<F> {
     }
 
     fn write(&self, path: PathBuf, value: &str) -> Result<(), CgroupError> {
-        self.fs.write(&path, value).map_err(|source| CgroupError::Write { path, value: value.to_owned(), source })
+        self.fs
+            .write(&path, value)
+            .map_err(|source| CgroupError::Write {
+                path,
+                value: value.to_owned(),
+                source,
+            })
     }
 
     /// Creates the slot's cgroup `name` with its limits (swap counted in the memory limit).
@@ -226,7 +283,10 @@ impl<F: CgroupFs> Cgroups<F> {
     pub fn create(&self, name: &str, limits: Limits) -> Result<SlotCgroup, CgroupError> {
         let dirs: Vec<PathBuf> = self.parents().into_iter().map(|p| p.join(name)).collect();
         for d in &dirs {
-            self.fs.mkdir(d).map_err(|source| CgroupError::Create { path: d.clone(), source })?;
+            self.fs.mkdir(d).map_err(|source| CgroupError::Create {
+                path: d.clone(),
+                source,
+            })?;
         }
         let mem = limits.memory_bytes.to_string();
         let pids = limits.pids.to_string();
@@ -247,7 +307,10 @@ impl<F: CgroupFs> Cgroups<F> {
                 self.write(dirs[0].join("pids.max"), &pids)?;
             }
         }
-        Ok(SlotCgroup { dirs, v2: matches!(self.layout, Layout::V2 { .. }) })
+        Ok(SlotCgroup {
+            dirs,
+            v2: matches!(self.layout, Layout::V2 { .. }),
+        })
     }
 
     fn read_num(&self, path: PathBuf, key: Option<&str>) -> u64 {
@@ -272,8 +335,13 @@ impl<F: CgroupFs> Cgroups<F> {
             }
         } else {
             Measured {
-                peak_memory_bytes: self.read_num(cg.dirs[0].join("memory.max_usage_in_bytes"), None),
-                cpu_ns: cg.dirs.get(2).map(|d| self.read_num(d.join("cpuacct.usage"), None)).unwrap_or(0),
+                peak_memory_bytes: self
+                    .read_num(cg.dirs[0].join("memory.max_usage_in_bytes"), None),
+                cpu_ns: cg
+                    .dirs
+                    .get(2)
+                    .map(|d| self.read_num(d.join("cpuacct.usage"), None))
+                    .unwrap_or(0),
                 oom_kills: self.read_num(cg.dirs[0].join("memory.oom_control"), Some("oom_kill")),
                 pids_limit_hits: self.read_num(cg.dirs[1].join("pids.events"), Some("max")),
             }
@@ -314,7 +382,9 @@ impl<F: CgroupFs> Cgroups<F> {
                 }
             }
             if Instant::now() >= until {
-                return Err(CgroupError::NotEmpty { path: cg.dirs[0].clone() });
+                return Err(CgroupError::NotEmpty {
+                    path: cg.dirs[0].clone(),
+                });
             }
             if !first {
                 std::thread::yield_now();
@@ -341,7 +411,12 @@ impl<F: CgroupFs> Cgroups<F> {
                         tries += 1;
                         std::thread::sleep(Duration::from_millis(2));
                     }
-                    Err(source) => return Err(CgroupError::Remove { path: d.clone(), source }),
+                    Err(source) => {
+                        return Err(CgroupError::Remove {
+                            path: d.clone(),
+                            source,
+                        });
+                    }
                 }
             }
         }
@@ -354,8 +429,12 @@ impl<F: CgroupFs> Cgroups<F> {
     pub fn sweep_stale(&self, keep_prefix: &str) -> usize {
         let mut removed = 0;
         let parents = self.parents();
-        let Some(first) = parents.first() else { return 0 };
-        let Ok(entries) = std::fs::read_dir(first) else { return 0 };
+        let Some(first) = parents.first() else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(first) else {
+            return 0;
+        };
         for e in entries.flatten() {
             if !e.path().is_dir() {
                 continue;
@@ -364,7 +443,10 @@ impl<F: CgroupFs> Cgroups<F> {
             if name.starts_with(keep_prefix) || owner_alive(&name) {
                 continue;
             }
-            let cg = SlotCgroup { dirs: parents.iter().map(|p| p.join(&name)).collect(), v2: matches!(self.layout, Layout::V2 { .. }) };
+            let cg = SlotCgroup {
+                dirs: parents.iter().map(|p| p.join(&name)).collect(),
+                v2: matches!(self.layout, Layout::V2 { .. }),
+            };
             if self.destroy(&cg).is_ok() {
                 removed += 1;
             }
@@ -375,7 +457,10 @@ impl<F: CgroupFs> Cgroups<F> {
 
 /// Whether the worker that named a slot cgroup `w<pid>-<n>` is still running.
 fn owner_alive(name: &str) -> bool {
-    let pid = name.strip_prefix('w').and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+    let pid = name
+        .strip_prefix('w')
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
     match pid {
         Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
         None => true,
@@ -398,7 +483,10 @@ mod tests {
 
     impl FakeFs {
         fn seed(&self, p: &str, v: &str) {
-            self.files.lock().expect("lock").insert(PathBuf::from(p), v.to_owned());
+            self.files
+                .lock()
+                .expect("lock")
+                .insert(PathBuf::from(p), v.to_owned());
         }
         fn calls(&self) -> Vec<String> {
             self.calls.lock().expect("lock").clone()
@@ -407,12 +495,21 @@ mod tests {
 
     impl CgroupFs for std::sync::Arc<FakeFs> {
         fn mkdir(&self, path: &Path) -> std::io::Result<()> {
-            self.calls.lock().expect("lock").push(format!("mkdir {}", path.display()));
-            self.files.lock().expect("lock").insert(path.to_owned(), String::new());
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("mkdir {}", path.display()));
+            self.files
+                .lock()
+                .expect("lock")
+                .insert(path.to_owned(), String::new());
             Ok(())
         }
         fn write(&self, path: &Path, value: &str) -> std::io::Result<()> {
-            self.calls.lock().expect("lock").push(format!("write {} {value}", path.display()));
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("write {} {value}", path.display()));
             if path.ends_with("cgroup.kill") {
                 let mut f = self.files.lock().expect("lock");
                 for (k, v) in f.iter_mut() {
@@ -421,14 +518,25 @@ mod tests {
                     }
                 }
             }
-            self.files.lock().expect("lock").insert(path.to_owned(), value.to_owned());
+            self.files
+                .lock()
+                .expect("lock")
+                .insert(path.to_owned(), value.to_owned());
             Ok(())
         }
         fn read(&self, path: &Path) -> std::io::Result<String> {
-            self.files.lock().expect("lock").get(path).cloned().ok_or_else(|| std::io::ErrorKind::NotFound.into())
+            self.files
+                .lock()
+                .expect("lock")
+                .get(path)
+                .cloned()
+                .ok_or_else(|| std::io::ErrorKind::NotFound.into())
         }
         fn rmdir(&self, path: &Path) -> std::io::Result<()> {
-            self.calls.lock().expect("lock").push(format!("rmdir {}", path.display()));
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("rmdir {}", path.display()));
             Ok(())
         }
         fn exists(&self, path: &Path) -> bool {
@@ -439,7 +547,11 @@ mod tests {
             let mut f = self.files.lock().expect("lock");
             for (k, v) in f.iter_mut() {
                 if k.ends_with("cgroup.procs") {
-                    *v = v.split_whitespace().filter(|p| *p != pid.to_string()).collect::<Vec<_>>().join("\n");
+                    *v = v
+                        .split_whitespace()
+                        .filter(|p| *p != pid.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n");
                 }
             }
             Ok(())
@@ -460,7 +572,15 @@ mod tests {
         let fs = v1_fake();
         let cg = Cgroups::detect_with(fs.clone(), Path::new("/cg")).expect("v1");
         assert!(matches!(cg.layout(), Layout::V1 { memsw: true, .. }));
-        let slot = cg.create("s1", Limits { memory_bytes: 1000, pids: 17 }).expect("create");
+        let slot = cg
+            .create(
+                "s1",
+                Limits {
+                    memory_bytes: 1000,
+                    pids: 17,
+                },
+            )
+            .expect("create");
         assert_eq!(
             fs.calls(),
             vec![
@@ -476,12 +596,20 @@ mod tests {
             ]
         );
         fs.seed("/cg/memory/paddock/s1/memory.max_usage_in_bytes", "4096\n");
-        fs.seed("/cg/memory/paddock/s1/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+        fs.seed(
+            "/cg/memory/paddock/s1/memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        );
         fs.seed("/cg/pids/paddock/s1/pids.events", "max 3\n");
         fs.seed("/cg/cpuacct/paddock/s1/cpuacct.usage", "5000000\n");
         assert_eq!(
             cg.measure(&slot),
-            Measured { peak_memory_bytes: 4096, cpu_ns: 5_000_000, oom_kills: 2, pids_limit_hits: 3 }
+            Measured {
+                peak_memory_bytes: 4096,
+                cpu_ns: 5_000_000,
+                oom_kills: 2,
+                pids_limit_hits: 3
+            }
         );
         fs.seed("/cg/memory/paddock/s1/cgroup.procs", "41\n42\n");
         fs.seed("/cg/pids/paddock/s1/cgroup.procs", "41\n42\n");
@@ -505,22 +633,44 @@ mod tests {
         fs.seed("/cg/cgroup.controllers", "cpuset cpu io memory pids\n");
         fs.seed("/cg/paddock/s/memory.swap.max", "max");
         let cg = Cgroups::detect_with(fs.clone(), Path::new("/cg")).expect("v2");
-        assert_eq!(cg.layout(), &Layout::V2 { parent: "/cg/paddock".into() });
-        let slot = cg.create("s", Limits { memory_bytes: 5, pids: 3 }).expect("create");
+        assert_eq!(
+            cg.layout(),
+            &Layout::V2 {
+                parent: "/cg/paddock".into()
+            }
+        );
+        let slot = cg
+            .create(
+                "s",
+                Limits {
+                    memory_bytes: 5,
+                    pids: 3,
+                },
+            )
+            .expect("create");
         let calls = fs.calls();
         assert!(calls.contains(&"write /cg/cgroup.subtree_control +memory +pids +cpu".to_owned()));
         assert!(calls.contains(&"write /cg/paddock/s/memory.max 5".to_owned()));
         assert!(calls.contains(&"write /cg/paddock/s/memory.swap.max 0".to_owned()));
         assert!(calls.contains(&"write /cg/paddock/s/pids.max 3".to_owned()));
-        fs.seed("/cg/paddock/s/memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n");
-        fs.seed("/cg/paddock/s/cpu.stat", "usage_usec 1500\nuser_usec 1000\n");
+        fs.seed(
+            "/cg/paddock/s/memory.events",
+            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
+        );
+        fs.seed(
+            "/cg/paddock/s/cpu.stat",
+            "usage_usec 1500\nuser_usec 1000\n",
+        );
         let m = cg.measure(&slot);
         assert_eq!((m.oom_kills, m.cpu_ns), (1, 1_500_000));
         fs.seed("/cg/paddock/s/cgroup.procs", "7\n");
         fs.seed("/cg/paddock/s/cgroup.kill", "");
         fs.calls.lock().expect("lock").clear();
         cg.destroy(&slot).expect("destroy");
-        assert_eq!(fs.calls(), vec!["write /cg/paddock/s/cgroup.kill 1", "rmdir /cg/paddock/s"]);
+        assert_eq!(
+            fs.calls(),
+            vec!["write /cg/paddock/s/cgroup.kill 1", "rmdir /cg/paddock/s"]
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ impl Default for Config {
             nsjail_path: PathBuf::from(DEFAULT_NSJAIL_PATH),
             slot_init_path: None,
             sandbox_profiles_dir: None,
-            pools: DEFAULT_POOLS.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            pools: DEFAULT_POOLS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
             default_pool_target: DEFAULT_POOL_TARGET,
             refill_parallelism: DEFAULT_REFILL_PARALLELISM,
             slot_start_timeout_ms: DEFAULT_SLOT_START_TIMEOUT_MS,
@@ -81,7 +84,10 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: {message}")]
     Parse { file: PathBuf, message: String },
     #[error("invalid configuration:\n{}", .0.join("\n"))]
@@ -93,19 +99,32 @@ impl Config {
     ///
     /// # Errors
     /// An unreadable file, a parse error naming the key, or every invalid value at once.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut cfg = match file {
             Some(f) => {
-                let text = std::fs::read_to_string(f).map_err(|source| ConfigError::Read { file: f.to_owned(), source })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse { file: f.to_owned(), message: e.to_string() })?
+                let text = std::fs::read_to_string(f).map_err(|source| ConfigError::Read {
+                    file: f.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    file: f.to_owned(),
+                    message: e.to_string(),
+                })?
             }
             None => Config::default(),
         };
         let mut problems = Vec::new();
         for (k, v) in env {
-            let Some(key) = k.strip_prefix("PADDOCK_WORKER_") else { continue };
+            let Some(key) = k.strip_prefix("PADDOCK_WORKER_") else {
+                continue;
+            };
             let num = |p: &mut Vec<String>| -> Option<u64> {
-                v.parse().map_err(|_| p.push(format!("{k}: `{v}` is not a number"))).ok()
+                v.parse()
+                    .map_err(|_| p.push(format!("{k}: `{v}` is not a number")))
+                    .ok()
             };
             match key {
                 "DATA_DIR" => cfg.data_dir = v.clone().into(),
@@ -145,7 +164,9 @@ impl Config {
                         (Some((p, l)), Some(n)) => {
                             cfg.pools.insert(format!("{p}/{l}"), n as u32);
                         }
-                        (None, _) => problems.push(format!("{k}: expected PADDOCK_WORKER_POOL_<PROFILE>_<LANGUAGE>")),
+                        (None, _) => problems.push(format!(
+                            "{k}: expected PADDOCK_WORKER_POOL_<PROFILE>_<LANGUAGE>"
+                        )),
                         _ => {}
                     }
                 }
@@ -153,30 +174,48 @@ impl Config {
             }
         }
         problems.extend(cfg.problems());
-        if problems.is_empty() { Ok(cfg) } else { Err(ConfigError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     /// Every invalid value, each naming its key.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            p.push(format!("log_format: `{}` is not `text` or `json`", self.log_format));
+            p.push(format!(
+                "log_format: `{}` is not `text` or `json`",
+                self.log_format
+            ));
         }
         if self.refill_parallelism == 0 || self.refill_parallelism > 64 {
-            p.push(format!("refill_parallelism: {} is outside 1..=64", self.refill_parallelism));
+            p.push(format!(
+                "refill_parallelism: {} is outside 1..=64",
+                self.refill_parallelism
+            ));
         }
         if !(100..=600_000).contains(&self.slot_start_timeout_ms) {
-            p.push(format!("slot_start_timeout_ms: {} is outside 100..=600000", self.slot_start_timeout_ms));
+            p.push(format!(
+                "slot_start_timeout_ms: {} is outside 100..=600000",
+                self.slot_start_timeout_ms
+            ));
         }
         if self.default_pool_target > 256 {
-            p.push(format!("default_pool_target: {} is over 256", self.default_pool_target));
+            p.push(format!(
+                "default_pool_target: {} is over 256",
+                self.default_pool_target
+            ));
         }
         for (k, v) in &self.pools {
             let ok = k.split_once('/').is_some_and(|(prof, lang)| {
                 !prof.is_empty() && paddock_shared::model::Language::parse(lang).is_some()
             });
             if !ok {
-                p.push(format!("pools.\"{k}\": keys are \"<profile>/<python|typescript>\""));
+                p.push(format!(
+                    "pools.\"{k}\": keys are \"<profile>/<python|typescript>\""
+                ));
             }
             if *v > 256 {
                 p.push(format!("pools.\"{k}\": {v} is over 256"));
@@ -185,14 +224,18 @@ impl Config {
         if let Some(t) = &self.listen_tcp
             && t.parse::<std::net::SocketAddr>().is_err()
         {
-            p.push(format!("listen_tcp: `{t}` is not an address like 127.0.0.1:7700"));
+            p.push(format!(
+                "listen_tcp: `{t}` is not an address like 127.0.0.1:7700"
+            ));
         }
         p
     }
 
     /// The Unix socket path (default `<data_dir>/worker.sock`).
     pub fn unix_socket(&self) -> PathBuf {
-        self.listen_unix.clone().unwrap_or_else(|| self.data_dir.join("worker.sock"))
+        self.listen_unix
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("worker.sock"))
     }
 }
 
@@ -201,12 +244,19 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
     }
 
     #[test]
     fn defaults_and_env_overrides() {
-        let c = Config::load(None, env(&[("PADDOCK_WORKER_POOL_PRO_PYTHON", "3"), ("HOME", "/root")])).expect("ok");
+        let c = Config::load(
+            None,
+            env(&[("PADDOCK_WORKER_POOL_PRO_PYTHON", "3"), ("HOME", "/root")]),
+        )
+        .expect("ok");
         assert_eq!(c.pools.get("pro/python"), Some(&3));
         assert_eq!(c.pools.get("free/python"), Some(&4));
         assert_eq!(c.unix_socket(), PathBuf::from("./data/worker/worker.sock"));
@@ -214,10 +264,20 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_with_its_key() {
-        let e = Config::load(None, env(&[("PADDOCK_WORKER_LOG_FORMAT", "xml"), ("PADDOCK_WORKER_REFILL_PARALLELISM", "x")]))
-            .expect_err("bad");
+        let e = Config::load(
+            None,
+            env(&[
+                ("PADDOCK_WORKER_LOG_FORMAT", "xml"),
+                ("PADDOCK_WORKER_REFILL_PARALLELISM", "x"),
+            ]),
+        )
+        .expect_err("bad");
         let text = e.to_string();
-        assert!(text.contains("log_format: `xml`") && text.contains("PADDOCK_WORKER_REFILL_PARALLELISM"), "{text}");
+        assert!(
+            text.contains("log_format: `xml`")
+                && text.contains("PADDOCK_WORKER_REFILL_PARALLELISM"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -24,11 +24,17 @@ pub enum JailError {
     #[error("slot-init binary not found at {0}: build it with `cargo build -p paddock-worker`")]
     NoSlotInit(PathBuf),
     #[error("preparing {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JailError + '_ {
-    move |source| JailError::Io { path: path.to_owned(), source }
+    move |source| JailError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The prepared launch data.
@@ -46,7 +52,12 @@ impl Launcher {
     ///
     /// # Errors
     /// nsjail or slot-init missing, or an I/O failure naming the path.
-    pub fn prepare(profiles: &Profiles, nsjail: &Path, slot_init: &Path, runtime: &Path) -> Result<Launcher, JailError> {
+    pub fn prepare(
+        profiles: &Profiles,
+        nsjail: &Path,
+        slot_init: &Path,
+        runtime: &Path,
+    ) -> Result<Launcher, JailError> {
         if !nsjail.is_file() {
             return Err(JailError::NoNsjail(nsjail.to_owned()));
         }
@@ -72,7 +83,10 @@ impl Launcher {
         let cfg_dir = runtime.join("nsjail");
         mkdir(&seccomp_dir)?;
         mkdir(&cfg_dir)?;
-        let paths = HostPaths { runner_dir, slot_init: init };
+        let paths = HostPaths {
+            runner_dir,
+            slot_init: init,
+        };
         let mut configs = BTreeMap::new();
         for (name, tier) in &profiles.tiers {
             let kafel = seccomp_dir.join(format!("{name}.kafel"));
@@ -82,7 +96,11 @@ impl Launcher {
             std::fs::write(&cfg, text).map_err(io(&cfg))?;
             configs.insert(name.clone(), cfg);
         }
-        Ok(Launcher { nsjail: nsjail.to_owned(), configs, profiles: profiles.clone() })
+        Ok(Launcher {
+            nsjail: nsjail.to_owned(),
+            configs,
+            profiles: profiles.clone(),
+        })
     }
 
     /// The profiles the launcher was prepared with.
@@ -102,7 +120,11 @@ impl Launcher {
         }
         cmd.arg("--");
         let heap = u32::try_from(tier.memory_mb * 3 / 4).ok();
-        cmd.args(runners::runner_argv(language, runners::JAIL_RUNNER_DIR, heap));
+        cmd.args(runners::runner_argv(
+            language,
+            runners::JAIL_RUNNER_DIR,
+            heap,
+        ));
         cmd.env_clear();
         Some(cmd)
     }
@@ -115,7 +137,10 @@ pub fn environment(tier_name: &str, tier: &Tier) -> Vec<(String, String)> {
         ("PATH".into(), "/usr/bin:/bin".into()),
         ("HOME".into(), "/workspace".into()),
         ("LANG".into(), "C.UTF-8".into()),
-        (runners::PYTHON_PACKAGES_ENV.into(), JAIL_PYTHON_PACKAGES.into()),
+        (
+            runners::PYTHON_PACKAGES_ENV.into(),
+            JAIL_PYTHON_PACKAGES.into(),
+        ),
         ("PADDOCK_PROFILE".into(), tier_name.into()),
         ("PADDOCK_NETWORK".into(), "none".into()),
     ]

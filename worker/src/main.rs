@@ -16,7 +16,10 @@ use paddock_worker::slots::setup;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(name = "paddock-worker", about = "Paddock worker: warm nsjail slots running Python and TypeScript")]
+#[command(
+    name = "paddock-worker",
+    about = "Paddock worker: warm nsjail slots running Python and TypeScript"
+)]
 struct Cli {
     /// Configuration file (TOML); every key has a default.
     #[arg(long, global = true)]
@@ -85,7 +88,9 @@ struct ExecArgs {
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();
     } else {
@@ -98,7 +103,10 @@ fn slot_init_path(cfg: &Config) -> anyhow::Result<PathBuf> {
         return Ok(p.clone());
     }
     let exe = std::env::current_exe().context("locating the paddock-worker executable")?;
-    Ok(exe.parent().unwrap_or(Path::new(".")).join("paddock-slot-init"))
+    Ok(exe
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("paddock-slot-init"))
 }
 
 fn main() -> std::process::ExitCode {
@@ -117,7 +125,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     if let Some(f) = cli.log_format {
         cfg.log_format = f;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
     match cli.command {
         Command::Serve(a) => {
             if let Some(d) = a.data_dir {
@@ -135,12 +146,17 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if a.check_config {
                 let profiles = setup::load_profiles(&cfg)?;
                 setup::pool_settings(&cfg, &profiles)?;
-                println!("configuration and sandbox profiles ({}) are valid", profiles.source);
+                println!(
+                    "configuration and sandbox profiles ({}) are valid",
+                    profiles.source
+                );
                 return Ok(std::process::ExitCode::SUCCESS);
             }
             init_logs(&cfg.log_format);
             if cfg.edge.is_some() {
-                bail!("--edge is not yet supported: the edge link is a later issue; serve on --listen-unix/--listen-tcp");
+                bail!(
+                    "--edge is not yet supported: the edge link is a later issue; serve on --listen-unix/--listen-tcp"
+                );
             }
             rt.block_on(serve(cfg))
         }
@@ -149,10 +165,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(d) = a.data_dir {
                 cfg.data_dir = d;
             }
-            let language = Language::parse(&a.lang).with_context(|| format!("--lang {}: use python or typescript", a.lang))?;
+            let language = Language::parse(&a.lang)
+                .with_context(|| format!("--lang {}: use python or typescript", a.lang))?;
             let code = match (a.code, a.file) {
                 (Some(c), _) => c,
-                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?,
                 (None, None) => bail!("give --code or --file"),
             };
             // One execution: no warm slots, a fresh jail through the same pool code.
@@ -175,7 +193,11 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 anyhow::Ok(r)
             })?;
             println!("{}", serde_json::to_string_pretty(&result.to_structured())?);
-            Ok(if result.is_error() { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS })
+            Ok(if result.is_error() {
+                std::process::ExitCode::from(1)
+            } else {
+                std::process::ExitCode::SUCCESS
+            })
         }
     }
 }
@@ -194,12 +216,24 @@ async fn serve(cfg: Config) -> anyhow::Result<std::process::ExitCode> {
     let mut servers = tokio::task::JoinSet::new();
     let unix = server::bind_unix(&cfg.unix_socket())?;
     tracing::info!(path = %cfg.unix_socket().display(), "listening (unix)");
-    servers.spawn(server::serve_unix_listener(unix, pools.clone(), opts.clone(), shutdown.clone()));
+    servers.spawn(server::serve_unix_listener(
+        unix,
+        pools.clone(),
+        opts.clone(),
+        shutdown.clone(),
+    ));
     if let Some(addr) = &cfg.listen_tcp {
-        let addr = addr.parse().with_context(|| format!("listen_tcp: {addr}"))?;
+        let addr = addr
+            .parse()
+            .with_context(|| format!("listen_tcp: {addr}"))?;
         let tcp = server::bind_tcp(addr).await?;
         tracing::info!(addr = %tcp.local_addr()?, "listening (tcp)");
-        servers.spawn(server::serve_tcp_listener(tcp, pools.clone(), opts.clone(), shutdown.clone()));
+        servers.spawn(server::serve_tcp_listener(
+            tcp,
+            pools.clone(),
+            opts.clone(),
+            shutdown.clone(),
+        ));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -217,7 +251,13 @@ async fn serve(cfg: Config) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     let _ = std::fs::remove_file(cfg.unix_socket());
-    let cleaned = pools.shutdown(Duration::from_millis(cfg.shutdown_grace_ms)).await;
-    tracing::info!(drained_in_time = drained, slots_cleaned = cleaned, "worker stopped");
+    let cleaned = pools
+        .shutdown(Duration::from_millis(cfg.shutdown_grace_ms))
+        .await;
+    tracing::info!(
+        drained_in_time = drained,
+        slots_cleaned = cleaned,
+        "worker stopped"
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -8,7 +8,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
 };
 
 /// Errors of the kernel calls here.
@@ -21,7 +22,10 @@ pub enum SysError {
     #[error("argument contains a NUL byte: {0:?}")]
     Nul(String),
     #[error("execve {path}: {source}")]
-    Exec { path: String, source: std::io::Error },
+    Exec {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("no command to execute")]
     NoCommand,
 }
@@ -61,7 +65,11 @@ pub fn kill(pid: i32, signal: i32) -> std::io::Result<()> {
         return Ok(());
     }
     let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ESRCH) { Ok(()) } else { Err(err) }
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
 }
 
 const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
@@ -71,14 +79,24 @@ fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, SysError> {
 }
 
 fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SysError> {
-    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(|e| SysError::Seccomp(e.to_string()))
+    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value)
+        .map_err(|e| SysError::Seccomp(e.to_string()))
 }
 
 fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, SysError> {
-    let arch = std::env::consts::ARCH.try_into().map_err(|e: seccompiler::BackendError| SysError::Seccomp(e.to_string()))?;
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32), arch)
-        .map_err(|e| SysError::Seccomp(e.to_string()))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| SysError::Seccomp(e.to_string()))
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| SysError::Seccomp(e.to_string()))?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+        arch,
+    )
+    .map_err(|e| SysError::Seccomp(e.to_string()))?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| SysError::Seccomp(e.to_string()))
 }
 
 /// The runner filters slot-init stacks, as BPF programs: (1) EPERM for fork, vfork, clone
@@ -92,8 +110,18 @@ pub fn runner_filters(exec_path_ptr: u64, no_network: bool) -> Result<Vec<BpfPro
     let mut eperm: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     eperm.insert(libc::SYS_fork, vec![]);
     eperm.insert(libc::SYS_vfork, vec![]);
-    eperm.insert(libc::SYS_clone, vec![rule(vec![cond(0, SeccompCmpOp::MaskedEq(CLONE_THREAD), 0)?])?]);
-    eperm.insert(libc::SYS_execve, vec![rule(vec![cond(0, SeccompCmpOp::Ne, exec_path_ptr)?])?]);
+    eperm.insert(
+        libc::SYS_clone,
+        vec![rule(vec![cond(
+            0,
+            SeccompCmpOp::MaskedEq(CLONE_THREAD),
+            0,
+        )?])?],
+    );
+    eperm.insert(
+        libc::SYS_execve,
+        vec![rule(vec![cond(0, SeccompCmpOp::Ne, exec_path_ptr)?])?],
+    );
     eperm.insert(libc::SYS_execveat, vec![]);
     eperm.insert(libc::SYS_memfd_create, vec![]);
     let mut out = vec![compile(eperm, libc::EPERM)?];
@@ -102,7 +130,12 @@ pub fn runner_filters(exec_path_ptr: u64, no_network: bool) -> Result<Vec<BpfPro
     out.push(compile(enosys, libc::ENOSYS)?);
     if no_network {
         let mut socks = Vec::new();
-        for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET, libc::AF_NETLINK] {
+        for family in [
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_PACKET,
+            libc::AF_NETLINK,
+        ] {
             socks.push(rule(vec![cond(0, SeccompCmpOp::Eq, family as u64)?])?);
         }
         let mut eacces = BTreeMap::new();
@@ -117,7 +150,10 @@ pub fn runner_filters(exec_path_ptr: u64, no_network: bool) -> Result<Vec<BpfPro
 ///
 /// # Errors
 /// A filter that cannot be built or applied, a NUL byte in an argument, or a failed exec.
-pub fn exec_once_under_filters(argv: &[String], no_network: bool) -> Result<std::convert::Infallible, SysError> {
+pub fn exec_once_under_filters(
+    argv: &[String],
+    no_network: bool,
+) -> Result<std::convert::Infallible, SysError> {
     let first = argv.first().ok_or(SysError::NoCommand)?;
     let path = CString::new(first.as_str()).map_err(|_| SysError::Nul(first.clone()))?;
     let args: Vec<CString> = argv
@@ -139,7 +175,10 @@ pub fn exec_once_under_filters(argv: &[String], no_network: bool) -> Result<std:
         }
         libc::execve(path.as_ptr(), arg_ptrs.as_ptr(), environ);
     }
-    Err(SysError::Exec { path: first.clone(), source: std::io::Error::last_os_error() })
+    Err(SysError::Exec {
+        path: first.clone(),
+        source: std::io::Error::last_os_error(),
+    })
 }
 
 #[cfg(test)]
@@ -155,7 +194,9 @@ mod tests {
 
     #[test]
     fn kill_of_a_gone_process_is_ok() {
-        let mut child = std::process::Command::new("/bin/true").spawn().expect("spawn");
+        let mut child = std::process::Command::new("/bin/true")
+            .spawn()
+            .expect("spawn");
         let pid = child.id() as i32;
         child.wait().expect("wait");
         assert!(kill(pid, libc::SIGKILL).is_ok());

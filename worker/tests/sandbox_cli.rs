@@ -17,7 +17,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_paddock-worker");
 
 fn worker(dir: &Path) -> Command {
     let mut c = Command::new(BIN);
-    c.env("PADDOCK_NSJAIL", sandbox_support::nsjail()).env("PADDOCK_WORKER_DATA_DIR", dir.join("data"));
+    c.env("PADDOCK_NSJAIL", sandbox_support::nsjail())
+        .env("PADDOCK_WORKER_DATA_DIR", dir.join("data"));
     c
 }
 
@@ -31,14 +32,39 @@ fn tempdir() -> tempfile::TempDir {
 fn exec_prints_the_result_and_sets_the_exit_code() {
     let d = tempdir();
     let out = worker(d.path())
-        .args(["exec", "--tier", "free", "--lang", "python", "--input", "{\"n\": 2}", "--code", "result = input_data['n'] * 21"])
+        .args([
+            "exec",
+            "--tier",
+            "free",
+            "--lang",
+            "python",
+            "--input",
+            "{\"n\": 2}",
+            "--code",
+            "result = input_data['n'] * 21",
+        ])
         .output()
         .expect("run exec");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!((v["status"].as_str(), v["result"].as_i64()), (Some("completed"), Some(42)));
+    assert_eq!(
+        (v["status"].as_str(), v["result"].as_i64()),
+        (Some("completed"), Some(42))
+    );
     let out = worker(d.path())
-        .args(["exec", "--tier", "free", "--lang", "ts", "--code", "export default () => { throw new TypeError('nope'); }"])
+        .args([
+            "exec",
+            "--tier",
+            "free",
+            "--lang",
+            "ts",
+            "--code",
+            "export default () => { throw new TypeError('nope'); }",
+        ])
         .output()
         .expect("run exec");
     assert_eq!(out.status.code(), Some(1));
@@ -52,22 +78,47 @@ fn broken_profile_stops_start_up_naming_file_and_key() {
     let profiles = d.path().join("profiles");
     std::fs::create_dir_all(profiles.join("seccomp")).expect("mkdir");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sandbox-profiles");
-    for f in ["jail.toml", "seccomp/base.kafel", "seccomp/no-network.kafel"] {
+    for f in [
+        "jail.toml",
+        "seccomp/base.kafel",
+        "seccomp/no-network.kafel",
+    ] {
         std::fs::copy(root.join(f), profiles.join(f)).expect("copy");
     }
     let tiers = std::fs::read_to_string(root.join("tiers.toml")).expect("tiers");
-    std::fs::write(profiles.join("tiers.toml"), tiers.replacen("pids = 32", "pids = 0", 1)).expect("write");
+    std::fs::write(
+        profiles.join("tiers.toml"),
+        tiers.replacen("pids = 32", "pids = 0", 1),
+    )
+    .expect("write");
     for args in [vec!["serve", "--check-config"], vec!["serve"]] {
-        let out = worker(d.path()).args(&args).env("PADDOCK_WORKER_SANDBOX_PROFILES_DIR", &profiles).output().expect("run");
+        let out = worker(d.path())
+            .args(&args)
+            .env("PADDOCK_WORKER_SANDBOX_PROFILES_DIR", &profiles)
+            .output()
+            .expect("run");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains("tiers.toml") && err.contains("tiers.builder.pids"), "{args:?}: {err}");
+        assert!(
+            err.contains("tiers.toml") && err.contains("tiers.builder.pids"),
+            "{args:?}: {err}"
+        );
     }
-    let out = worker(d.path()).args(["serve", "--edge", "127.0.0.1:1"]).output().expect("run");
+    let out = worker(d.path())
+        .args(["serve", "--edge", "127.0.0.1:1"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not yet supported"));
-    let out = worker(d.path()).args(["serve", "--check-config"]).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = worker(d.path())
+        .args(["serve", "--check-config"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -85,7 +136,10 @@ fn serve_answers_and_shuts_down_cleanly() {
         .spawn()
         .expect("serve");
     let pid = child.id();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     let result = rt.block_on(async {
         let until = Instant::now() + Duration::from_secs(20);
         let client = loop {
@@ -108,7 +162,10 @@ fn serve_answers_and_shuts_down_cleanly() {
     });
     assert_eq!(result.status, ExecStatus::Completed);
     assert_eq!(result.result_value(), serde_json::json!(45));
-    let killed = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     let until = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -121,8 +178,16 @@ fn serve_answers_and_shuts_down_cleanly() {
     assert!(status.success(), "exit status {status:?}");
     let prefix = format!("w{pid}-");
     let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup/memory/paddock")
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&prefix)).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(left.is_empty(), "slot cgroups left after shutdown: {left:?}");
+    assert!(
+        left.is_empty(),
+        "slot cgroups left after shutdown: {left:?}"
+    );
     assert!(!sock.exists(), "socket removed");
 }

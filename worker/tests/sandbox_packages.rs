@@ -37,10 +37,17 @@ fn every_package_imports_and_works_in_the_jail() {
         std::path::Path::new(PACKAGES_DIR).is_dir(),
         "{PACKAGES_DIR} is missing: run `make deps` first; the package test needs the installed set"
     );
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox-profiles/packages.toml"))
-        .expect("packages.toml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sandbox-profiles/packages.toml"
+    ))
+    .expect("packages.toml");
     let cat: Catalogue = toml::from_str(&text).expect("packages.toml parses");
-    assert!(cat.python.len() >= 59, "the seed catalogue has 59 packages, found {}", cat.python.len());
+    assert!(
+        cat.python.len() >= 59,
+        "the seed catalogue has 59 packages, found {}",
+        cat.python.len()
+    );
     let failures = Mutex::new(Vec::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -57,7 +64,8 @@ fn every_package_imports_and_works_in_the_jail() {
                     } else if let Some(want) = &p.expect {
                         let want: Value = serde_json::to_value(want).unwrap_or(Value::Null);
                         if r.result_value() != want {
-                            problem = Some(format!("result {} != expected {want}", r.result_value()));
+                            problem =
+                                Some(format!("result {} != expected {want}", r.result_value()));
                         }
                     }
                     if let Some(msg) = problem
@@ -70,5 +78,10 @@ fn every_package_imports_and_works_in_the_jail() {
         }
     });
     let failures = failures.into_inner().unwrap_or_default();
-    assert!(failures.is_empty(), "{} package(s) failed in the jail:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} package(s) failed in the jail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

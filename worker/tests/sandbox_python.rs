@@ -13,11 +13,21 @@ fn healthy() {
 
 #[test]
 fn plain_result_and_input() {
-    let r = run_on("free", Language::Python, "print('hi')\nresult = {'got': input_data}", "{\"a\": [1, 2]}", None);
+    let r = run_on(
+        "free",
+        Language::Python,
+        "print('hi')\nresult = {'got': input_data}",
+        "{\"a\": [1, 2]}",
+        None,
+    );
     expect(&r, ExecStatus::Completed, None);
     assert_eq!(r.result_value(), serde_json::json!({"got": {"a": [1, 2]}}));
     assert_eq!(r.stdout, "hi\n");
-    assert!(r.usage.peak_memory_bytes > 1_000_000, "peak memory from the cgroup: {:?}", r.usage);
+    assert!(
+        r.usage.peak_memory_bytes > 1_000_000,
+        "peak memory from the cgroup: {:?}",
+        r.usage
+    );
 }
 
 #[test]
@@ -25,7 +35,9 @@ fn fork_bomb_is_refused() {
     let r = py("import os\nwhile True:\n    os.fork()");
     expect(&r, ExecStatus::Failed, Some("PermissionError"));
     // Below the runner's own guard the kernel refuses too (seccomp EPERM).
-    let r = py("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nresult = [libc.fork(), ctypes.get_errno()]");
+    let r = py(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nresult = [libc.fork(), ctypes.get_errno()]",
+    );
     expect(&r, ExecStatus::Completed, None);
     assert_eq!(r.result_value(), serde_json::json!([-1, 1]));
     healthy();
@@ -33,7 +45,9 @@ fn fork_bomb_is_refused() {
 
 #[test]
 fn thread_bomb_hits_the_pids_limit() {
-    let r = py("import threading, time\nts = [threading.Thread(target=time.sleep, args=(5,)) for _ in range(64)]\nfor t in ts: t.start()");
+    let r = py(
+        "import threading, time\nts = [threading.Thread(target=time.sleep, args=(5,)) for _ in range(64)]\nfor t in ts: t.start()",
+    );
     expect(&r, ExecStatus::Failed, Some(error_type::PIDS_LIMIT));
     healthy();
 }
@@ -42,7 +56,11 @@ fn thread_bomb_hits_the_pids_limit() {
 fn memory_bomb_is_killed_by_the_cgroup() {
     let r = py("x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))");
     expect(&r, ExecStatus::Failed, Some(error_type::MEMORY_LIMIT));
-    assert!(r.usage.peak_memory_bytes <= 128 * 1024 * 1024, "{:?}", r.usage);
+    assert!(
+        r.usage.peak_memory_bytes <= 128 * 1024 * 1024,
+        "{:?}",
+        r.usage
+    );
     healthy();
 }
 
@@ -50,7 +68,11 @@ fn memory_bomb_is_killed_by_the_cgroup() {
 fn cpu_spin_and_sleep_time_out() {
     let r = py("while True: pass");
     expect(&r, ExecStatus::Timeout, Some(error_type::TIMEOUT));
-    assert!(r.duration_us >= 1_500_000 && r.duration_us < 5_000_000, "{}", r.duration_us);
+    assert!(
+        r.duration_us >= 1_500_000 && r.duration_us < 5_000_000,
+        "{}",
+        r.duration_us
+    );
     let r = py("import time\ntime.sleep(60)");
     expect(&r, ExecStatus::Timeout, Some(error_type::TIMEOUT));
     healthy();
@@ -59,20 +81,40 @@ fn cpu_spin_and_sleep_time_out() {
 #[test]
 fn filling_workspace_and_tmp_fails_cleanly() {
     for path in ["/workspace/big", "/tmp/big"] {
-        let code = format!("with open('{path}', 'wb') as f:\n    while True:\n        f.write(b'x' * 1048576)");
+        let code = format!(
+            "with open('{path}', 'wb') as f:\n    while True:\n        f.write(b'x' * 1048576)"
+        );
         let r = py(&code);
-        assert_eq!(r.status, ExecStatus::Failed, "{path}: {:?}", r.to_structured());
-        let t = r.error.as_ref().map(|e| e.error_type.clone()).unwrap_or_default();
-        assert!(t == "OSError" || t == error_type::MEMORY_LIMIT, "{path}: {t}");
+        assert_eq!(
+            r.status,
+            ExecStatus::Failed,
+            "{path}: {:?}",
+            r.to_structured()
+        );
+        let t = r
+            .error
+            .as_ref()
+            .map(|e| e.error_type.clone())
+            .unwrap_or_default();
+        assert!(
+            t == "OSError" || t == error_type::MEMORY_LIMIT,
+            "{path}: {t}"
+        );
     }
     healthy();
 }
 
 #[test]
 fn huge_stdout_is_truncated() {
-    let r = py("import sys\nfor _ in range(10 * 1024):\n    sys.stdout.write('y' * 1023 + '\\n')\nresult = 'done'");
+    let r = py(
+        "import sys\nfor _ in range(10 * 1024):\n    sys.stdout.write('y' * 1023 + '\\n')\nresult = 'done'",
+    );
     expect(&r, ExecStatus::Completed, None);
-    assert!(r.truncated.stdout && r.stdout.len() <= 64 * 1024 + 256, "{}", r.stdout.len());
+    assert!(
+        r.truncated.stdout && r.stdout.len() <= 64 * 1024 + 256,
+        "{}",
+        r.stdout.len()
+    );
     assert_eq!(r.result_value(), serde_json::json!("done"));
     healthy();
 }
@@ -94,9 +136,18 @@ fn exits_and_crashes_are_reported() {
     expect(&r, ExecStatus::Failed, Some(error_type::EXITED));
     let r = py("import ctypes\nctypes.string_at(0)");
     expect(&r, ExecStatus::Failed, Some(error_type::CRASHED));
-    assert!(r.error.as_ref().is_some_and(|e| e.message.contains("SIGSEGV")));
+    assert!(
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("SIGSEGV"))
+    );
     let r = py("import os\nos.kill(-1, 9)\nresult = 'alive'");
-    assert_ne!(r.status, ExecStatus::Completed, "kill(-1) has nothing to kill but itself: {:?}", r.to_structured());
+    assert_ne!(
+        r.status,
+        ExecStatus::Completed,
+        "kill(-1) has nothing to kill but itself: {:?}",
+        r.to_structured()
+    );
     healthy();
 }
 
@@ -122,7 +173,8 @@ fn subprocess_and_exec_are_refused() {
 fn sockets_are_refused_but_unix_sockets_work() {
     let r = py("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=1)");
     expect(&r, ExecStatus::Failed, Some("PermissionError"));
-    let r = py("import socket\na, b = socket.socketpair()\na.send(b'k')\nresult = b.recv(1).decode()");
+    let r =
+        py("import socket\na, b = socket.socketpair()\na.send(b'k')\nresult = b.recv(1).decode()");
     expect(&r, ExecStatus::Completed, None);
     healthy();
 }
@@ -138,17 +190,26 @@ fn host_files_are_invisible_and_usr_is_read_only() {
     expect(&r, ExecStatus::Failed, Some("OSError"));
     let r = py("import os\nresult = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())");
     expect(&r, ExecStatus::Completed, None);
-    assert_eq!(r.result_value(), serde_json::json!([1]), "only the runner itself is visible");
+    assert_eq!(
+        r.result_value(),
+        serde_json::json!([1]),
+        "only the runner itself is visible"
+    );
     healthy();
 }
 
 #[test]
 fn ptrace_mount_unshare_are_refused() {
-    let r = py("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nout = []\n\
+    let r = py(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nout = []\n\
                 for args in [(101, 16, 1, 0, 0), (165, b'none', b'/tmp', b'tmpfs', 0, None), (272, 0x10000000), (272, 0x20000)]:\n\
-                \x20   out.append([libc.syscall(*args), ctypes.get_errno()])\nresult = out");
+                \x20   out.append([libc.syscall(*args), ctypes.get_errno()])\nresult = out",
+    );
     expect(&r, ExecStatus::Completed, None);
-    assert_eq!(r.result_value(), serde_json::json!([[-1, 1], [-1, 1], [-1, 1], [-1, 1]]));
+    assert_eq!(
+        r.result_value(),
+        serde_json::json!([[-1, 1], [-1, 1], [-1, 1], [-1, 1]])
+    );
     healthy();
 }
 
@@ -156,7 +217,9 @@ fn ptrace_mount_unshare_are_refused() {
 fn unserializable_result_and_bad_utf8() {
     let r = py("result = object()");
     expect(&r, ExecStatus::Failed, Some(error_type::NOT_SERIALIZABLE));
-    let r = py("import os, sys\nsys.stdout.buffer.write(b'\\xff\\xfe ok\\n')\nos.write(2, b'\\xc3\\x28 native\\n')\nresult = 1");
+    let r = py(
+        "import os, sys\nsys.stdout.buffer.write(b'\\xff\\xfe ok\\n')\nos.write(2, b'\\xc3\\x28 native\\n')\nresult = 1",
+    );
     expect(&r, ExecStatus::Completed, None);
     assert!(r.stdout.contains("ok"));
     healthy();
@@ -169,13 +232,21 @@ fn oversized_empty_code_and_unknown_profile_are_rejected_before_a_slot() {
     let used = || pools.slots_used("builder", Language::TypeScript);
     let before = used();
     let big = "let x = 1;\n".repeat(12_000);
-    for (code, input) in [(big.as_str(), "{}"), ("   ", "{}"), ("export default 1", "{not json")] {
+    for (code, input) in [
+        (big.as_str(), "{}"),
+        ("   ", "{}"),
+        ("export default 1", "{not json"),
+    ] {
         let r = run_on("builder", Language::TypeScript, code, input, None);
         expect(&r, ExecStatus::Failed, Some(error_type::INVALID_CODE));
     }
     let r = run_on("platinum", Language::Python, "result = 1", "{}", None);
     expect(&r, ExecStatus::Failed, Some(error_type::SANDBOX_FAILURE));
-    assert!(r.error.as_ref().is_some_and(|e| e.message.contains("platinum")));
+    assert!(
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("platinum"))
+    );
     assert_eq!(used(), before, "no slot was used");
     let r = py(&"x = 1\n".repeat(20_000));
     expect(&r, ExecStatus::Failed, Some(error_type::INVALID_CODE));

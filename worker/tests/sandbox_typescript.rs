@@ -33,17 +33,31 @@ fn child_process_is_refused() {
     ] {
         let r = ts(code);
         expect(&r, ExecStatus::Failed, Some("Error"));
-        assert!(r.error.as_ref().is_some_and(|e| e.message.contains("not allowed")), "{:?}", r.error);
+        assert!(
+            r.error
+                .as_ref()
+                .is_some_and(|e| e.message.contains("not allowed")),
+            "{:?}",
+            r.error
+        );
     }
     healthy();
 }
 
 #[test]
 fn sockets_are_refused() {
-    let r = ts("import * as net from 'net';\nexport default () => new Promise((ok, fail) => {\n\
-                const s = net.connect(80, '1.1.1.1'); s.on('error', fail); s.on('connect', ok); });");
+    let r = ts(
+        "import * as net from 'net';\nexport default () => new Promise((ok, fail) => {\n\
+                const s = net.connect(80, '1.1.1.1'); s.on('error', fail); s.on('connect', ok); });",
+    );
     expect(&r, ExecStatus::Failed, Some("Error"));
-    assert!(r.error.as_ref().is_some_and(|e| e.message.contains("EACCES")), "{:?}", r.error);
+    assert!(
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("EACCES")),
+        "{:?}",
+        r.error
+    );
     healthy();
 }
 
@@ -76,11 +90,18 @@ fn thread_bomb_hits_the_pids_limit() {
 fn exit_files_and_outputs() {
     let r = ts("process.exit(3)");
     expect(&r, ExecStatus::Failed, Some(error_type::EXITED));
-    let r = ts("import * as fs from 'fs'; export default () => fs.readFileSync('/etc/shadow', 'utf8');");
+    let r = ts(
+        "import * as fs from 'fs'; export default () => fs.readFileSync('/etc/shadow', 'utf8');",
+    );
     expect(&r, ExecStatus::Failed, Some("Error"));
-    let r = ts("import * as fs from 'fs'; export default () => fs.writeFileSync('/usr/pwned', 'x');");
+    let r =
+        ts("import * as fs from 'fs'; export default () => fs.writeFileSync('/usr/pwned', 'x');");
     expect(&r, ExecStatus::Failed, Some("Error"));
-    assert!(r.error.as_ref().is_some_and(|e| e.message.contains("EROFS")));
+    assert!(
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("EROFS"))
+    );
     let r = ts("export default () => 'z'.repeat(5 * 1024 * 1024);");
     expect(&r, ExecStatus::Failed, Some(error_type::RESULT_TOO_LARGE));
     let r = ts("for (let i = 0; i < 10240; i++) console.log('y'.repeat(1023));\nexport default 1;");
@@ -88,7 +109,9 @@ fn exit_files_and_outputs() {
     assert!(r.truncated.stdout);
     let r = ts("export default () => { const o: any = {}; o.self = o; return o; }");
     expect(&r, ExecStatus::Failed, Some(error_type::NOT_SERIALIZABLE));
-    let r = ts("import * as fs from 'fs';\nexport default () => { fs.writeFileSync('/workspace/f', Buffer.alloc(64 << 20)); }");
+    let r = ts(
+        "import * as fs from 'fs';\nexport default () => { fs.writeFileSync('/workspace/f', Buffer.alloc(64 << 20)); }",
+    );
     expect(&r, ExecStatus::Failed, Some("Error"));
     healthy();
 }

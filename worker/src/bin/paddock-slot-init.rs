@@ -18,7 +18,9 @@ fn main() -> ExitCode {
         } else if a == "--no-network" {
             no_network = true;
         } else {
-            eprintln!("paddock-slot-init: unknown option {a:?}; usage: slot-init [--no-network] -- PROGRAM [ARGS...]");
+            eprintln!(
+                "paddock-slot-init: unknown option {a:?}; usage: slot-init [--no-network] -- PROGRAM [ARGS...]"
+            );
             return ExitCode::from(120);
         }
     }

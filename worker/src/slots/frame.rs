@@ -31,7 +31,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Value>
     while got < 4 {
         let n = r.read(&mut len[got..]).await?;
         if n == 0 {
-            return if got == 0 { Ok(None) } else { Err(FrameError::Truncated) };
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated)
+            };
         }
         got += n;
     }
@@ -41,9 +45,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Value>
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof { FrameError::Truncated } else { FrameError::Io(e) }
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated
+        } else {
+            FrameError::Io(e)
+        }
     })?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !v.get("type").is_some_and(Value::is_string) {
         return Err(FrameError::Malformed("missing `type`".into()));
     }
@@ -72,16 +81,30 @@ mod tests {
     #[tokio::test]
     async fn round_trip_eof_and_bad_frames() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &json!({"type": "ready", "pid": 1})).await.expect("write");
+        write_frame(&mut buf, &json!({"type": "ready", "pid": 1}))
+            .await
+            .expect("write");
         let mut r = &buf[..];
-        assert_eq!(read_frame(&mut r).await.expect("read"), Some(json!({"type": "ready", "pid": 1})));
+        assert_eq!(
+            read_frame(&mut r).await.expect("read"),
+            Some(json!({"type": "ready", "pid": 1}))
+        );
         assert!(read_frame(&mut r).await.expect("eof").is_none());
         let mut r = &buf[..6];
-        assert!(matches!(read_frame(&mut r).await, Err(FrameError::Truncated)));
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(FrameError::Truncated)
+        ));
         let big = ((MAX_FRAME_BYTES + 1) as u32).to_be_bytes();
-        assert!(matches!(read_frame(&mut &big[..]).await, Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&mut &big[..]).await,
+            Err(FrameError::TooLarge(_))
+        ));
         let mut nt = 2u32.to_be_bytes().to_vec();
         nt.extend_from_slice(b"[]");
-        assert!(matches!(read_frame(&mut &nt[..]).await, Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            read_frame(&mut &nt[..]).await,
+            Err(FrameError::Malformed(_))
+        ));
     }
 }

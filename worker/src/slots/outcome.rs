@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use paddock_shared::exec::{
-    ExecError, ExecStatus, ExecutionResult, MAX_RESULT_BYTES, MAX_STDERR_BYTES, MAX_STDOUT_BYTES, Truncation, Usage,
-    error_type,
+    ExecError, ExecStatus, ExecutionResult, MAX_RESULT_BYTES, MAX_STDERR_BYTES, MAX_STDOUT_BYTES,
+    Truncation, Usage, error_type,
 };
 use serde_json::Value;
 
@@ -116,17 +116,29 @@ pub fn cap_text(s: &mut String, cap: usize, what: &str) -> bool {
 }
 
 fn text(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned()
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn err(kind: &str, message: String) -> Option<ExecError> {
-    Some(ExecError { error_type: kind.to_owned(), message, traceback: None })
+    Some(ExecError {
+        error_type: kind.to_owned(),
+        message,
+        traceback: None,
+    })
 }
 
 /// Builds the execution result from an observed run.
 pub fn build(execution_id: &str, obs: &Observed) -> ExecutionResult {
     let outcome = classify(obs);
-    let mut r = ExecutionResult::failed(execution_id, ExecStatus::Failed, error_type::SANDBOX_FAILURE, "");
+    let mut r = ExecutionResult::failed(
+        execution_id,
+        ExecStatus::Failed,
+        error_type::SANDBOX_FAILURE,
+        "",
+    );
     r.error = None;
     r.duration_us = obs.duration.as_micros() as u64;
     r.usage = Usage {
@@ -137,24 +149,50 @@ pub fn build(execution_id: &str, obs: &Observed) -> ExecutionResult {
     match &outcome {
         Outcome::Reported(v) => {
             let completed = v.get("status").and_then(Value::as_str) == Some("completed");
-            r.status = if completed { ExecStatus::Completed } else { ExecStatus::Failed };
+            r.status = if completed {
+                ExecStatus::Completed
+            } else {
+                ExecStatus::Failed
+            };
             r.result_json = v.get("result").and_then(Value::as_str).map(str::to_owned);
             r.stdout = text(v, "stdout");
             r.stderr = text(v, "stderr");
             if let Some(t) = v.get("truncated") {
                 let flag = |k: &str| t.get(k).and_then(Value::as_bool).unwrap_or(false);
-                truncated = Truncation { result: flag("result"), stdout: flag("stdout"), stderr: flag("stderr") };
+                truncated = Truncation {
+                    result: flag("result"),
+                    stdout: flag("stdout"),
+                    stderr: flag("stderr"),
+                };
             }
             r.error = v.get("error").filter(|e| e.is_object()).map(|e| ExecError {
-                error_type: e.get("type").and_then(Value::as_str).unwrap_or(error_type::SANDBOX_FAILURE).to_owned(),
-                message: e.get("message").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                traceback: e.get("traceback").and_then(Value::as_str).map(str::to_owned),
+                error_type: e
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or(error_type::SANDBOX_FAILURE)
+                    .to_owned(),
+                message: e
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                traceback: e
+                    .get("traceback")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
             if !completed && r.error.is_none() {
-                r.error = err(error_type::SANDBOX_FAILURE, "the runner reported a failure without an error".into());
+                r.error = err(
+                    error_type::SANDBOX_FAILURE,
+                    "the runner reported a failure without an error".into(),
+                );
             }
             if !completed && obs.measured.pids_limit_hits > 0 {
-                let original = r.error.as_ref().map(|e| format!("{}: {}", e.error_type, e.message)).unwrap_or_default();
+                let original = r
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", e.error_type, e.message))
+                    .unwrap_or_default();
                 if let Some(e) = r.error.as_mut() {
                     e.error_type = error_type::PIDS_LIMIT.to_owned();
                     e.message = format!(
@@ -164,13 +202,19 @@ pub fn build(execution_id: &str, obs: &Observed) -> ExecutionResult {
                     );
                 }
             }
-            if r.result_json.as_ref().is_some_and(|t| t.len() > MAX_RESULT_BYTES) {
+            if r.result_json
+                .as_ref()
+                .is_some_and(|t| t.len() > MAX_RESULT_BYTES)
+            {
                 r.status = ExecStatus::Failed;
                 r.result_json = None;
                 truncated.result = true;
                 r.error = err(
                     error_type::RESULT_TOO_LARGE,
-                    format!("the result is over {} KiB of JSON; return less data", MAX_RESULT_BYTES / 1024),
+                    format!(
+                        "the result is over {} KiB of JSON; return less data",
+                        MAX_RESULT_BYTES / 1024
+                    ),
                 );
             }
         }
@@ -178,36 +222,56 @@ pub fn build(execution_id: &str, obs: &Observed) -> ExecutionResult {
             r.status = ExecStatus::Timeout;
             r.error = err(
                 error_type::TIMEOUT,
-                format!("the execution did not finish within {} ms and was stopped; make it faster or split the work", obs.timeout_ms),
+                format!(
+                    "the execution did not finish within {} ms and was stopped; make it faster or split the work",
+                    obs.timeout_ms
+                ),
             );
         }
         Outcome::Canceled => {
             r.status = ExecStatus::Canceled;
-            r.error = err(error_type::CANCELED, "the execution was canceled by the caller".into());
+            r.error = err(
+                error_type::CANCELED,
+                "the execution was canceled by the caller".into(),
+            );
         }
         Outcome::OutOfMemory => {
             r.error = err(
                 error_type::MEMORY_LIMIT,
-                format!("the sandbox ran out of memory (limit {} MB for this tier) and was killed; process less data at once", obs.memory_mb),
+                format!(
+                    "the sandbox ran out of memory (limit {} MB for this tier) and was killed; process less data at once",
+                    obs.memory_mb
+                ),
             );
         }
         Outcome::CpuLimit => {
-            r.error = err(error_type::CPU_LIMIT, "the code used up the tier's CPU-time limit and was killed".into());
+            r.error = err(
+                error_type::CPU_LIMIT,
+                "the code used up the tier's CPU-time limit and was killed".into(),
+            );
         }
         Outcome::Signaled(sig) => {
             r.error = err(
                 error_type::CRASHED,
-                format!("the sandboxed process was killed by {} ({sig}) before returning a result", signal_name(*sig)),
+                format!(
+                    "the sandboxed process was killed by {} ({sig}) before returning a result",
+                    signal_name(*sig)
+                ),
             );
         }
         Outcome::Exited(code) => {
             r.error = err(
                 error_type::EXITED,
-                format!("the interpreter exited with code {code} before returning a result (sys.exit, os._exit or process.exit)"),
+                format!(
+                    "the interpreter exited with code {code} before returning a result (sys.exit, os._exit or process.exit)"
+                ),
             );
         }
         Outcome::Protocol(m) => {
-            r.error = err(error_type::SANDBOX_FAILURE, format!("the sandbox runner misbehaved and was killed: {m}"));
+            r.error = err(
+                error_type::SANDBOX_FAILURE,
+                format!("the sandbox runner misbehaved and was killed: {m}"),
+            );
         }
     }
     if !obs.fd2.is_empty() {
@@ -249,22 +313,34 @@ mod tests {
         o.fd2 = b"Fatal Python error".to_vec();
         let r = build("e", &o);
         let e = r.error.as_ref().expect("error");
-        assert_eq!((r.status, e.error_type.as_str()), (ExecStatus::Failed, error_type::CRASHED));
+        assert_eq!(
+            (r.status, e.error_type.as_str()),
+            (ExecStatus::Failed, error_type::CRASHED)
+        );
         assert!(e.message.contains("SIGSEGV"), "{}", e.message);
         assert_eq!(r.stderr, "Fatal Python error");
 
         o.measured.oom_kills = 1;
         o.exit_code = Some(137);
         assert_eq!(classify(&o), Outcome::OutOfMemory);
-        assert_eq!(build("e", &o).error.expect("e").error_type, error_type::MEMORY_LIMIT);
+        assert_eq!(
+            build("e", &o).error.expect("e").error_type,
+            error_type::MEMORY_LIMIT
+        );
 
         let mut o = obs(Ended::Eof);
         o.exit_code = Some(3);
-        assert_eq!(build("e", &o).error.expect("e").error_type, error_type::EXITED);
+        assert_eq!(
+            build("e", &o).error.expect("e").error_type,
+            error_type::EXITED
+        );
         let r = build("e", &obs(Ended::Timeout));
         assert_eq!(r.status, ExecStatus::Timeout);
         assert!(r.error.expect("e").message.contains("1500 ms"));
-        assert_eq!(build("e", &obs(Ended::Canceled)).status, ExecStatus::Canceled);
+        assert_eq!(
+            build("e", &obs(Ended::Canceled)).status,
+            ExecStatus::Canceled
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paddock_shared::exec::{
-    ExecStatus, ExecutionRequest, ExecutionResult, MAX_CODE_BYTES, MAX_INPUT_BYTES, PoolStats, WorkerStats, error_type,
+    ExecStatus, ExecutionRequest, ExecutionResult, MAX_CODE_BYTES, MAX_INPUT_BYTES, PoolStats,
+    WorkerStats, error_type,
 };
 use paddock_shared::model::Language;
 use serde_json::Value;
@@ -87,7 +88,11 @@ impl PoolSet {
         for profile in launcher.profiles().tiers.keys() {
             for language in Language::ALL {
                 let key = (profile.clone(), language);
-                let target = settings.targets.get(&key).copied().unwrap_or(settings.default_target);
+                let target = settings
+                    .targets
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(settings.default_target);
                 pools.insert(
                     key,
                     Arc::new(Pool {
@@ -132,7 +137,11 @@ impl PoolSet {
     pub async fn wait_warm(&self, timeout: Duration) -> bool {
         let until = tokio::time::Instant::now() + timeout;
         loop {
-            let full = self.inner.pools.values().all(|p| ready_len(p) >= p.target as usize);
+            let full = self
+                .inner
+                .pools
+                .values()
+                .all(|p| ready_len(p) >= p.target as usize);
             if full {
                 return true;
             }
@@ -149,14 +158,20 @@ impl PoolSet {
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.shutdown.cancel();
         for pool in self.inner.pools.values() {
-            let slots: Vec<Slot> = pool.ready.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
+            let slots: Vec<Slot> = pool
+                .ready
+                .lock()
+                .map(|mut q| q.drain(..).collect())
+                .unwrap_or_default();
             for s in slots {
                 let cg = self.inner.cgroups.clone();
                 self.inner.tasks.spawn(async move { s.destroy(&cg).await });
             }
         }
         self.inner.tasks.close();
-        tokio::time::timeout(deadline, self.inner.tasks.wait()).await.is_ok()
+        tokio::time::timeout(deadline, self.inner.tasks.wait())
+            .await
+            .is_ok()
     }
 
     /// Slots handed to executions by the pool of `profile`/`language` (0 for no pool).
@@ -168,7 +183,11 @@ impl PoolSet {
     }
 
     fn slot_name(&self) -> String {
-        format!("{}{}", self.inner.prefix, self.inner.seq.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}{}",
+            self.inner.prefix,
+            self.inner.seq.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     async fn fresh_slot(&self, pool: &Pool) -> Result<Slot, String> {
@@ -196,44 +215,91 @@ impl PoolSet {
 
     /// Validates and prepares the request before any slot is used: the code text to send
     /// and the parsed input, or the rejection.
-    fn prepare(&self, req: &ExecutionRequest) -> Result<(Arc<Pool>, String, Value, u64), ExecutionResult> {
+    fn prepare(
+        &self,
+        req: &ExecutionRequest,
+    ) -> Result<(Arc<Pool>, String, Value, u64), Box<ExecutionResult>> {
         let id = &req.execution_id;
         if req.code.trim().is_empty() {
-            return Err(failed(id, error_type::INVALID_CODE, "the code is empty; send the program to run".into()));
-        }
-        if req.code.len() > MAX_CODE_BYTES {
-            return Err(failed(
+            return Err(Box::new(failed(
                 id,
                 error_type::INVALID_CODE,
-                format!("the code is {} bytes, over the {} KiB limit; send less code", req.code.len(), MAX_CODE_BYTES / 1024),
-            ));
+                "the code is empty; send the program to run".into(),
+            )));
+        }
+        if req.code.len() > MAX_CODE_BYTES {
+            return Err(Box::new(failed(
+                id,
+                error_type::INVALID_CODE,
+                format!(
+                    "the code is {} bytes, over the {} KiB limit; send less code",
+                    req.code.len(),
+                    MAX_CODE_BYTES / 1024
+                ),
+            )));
         }
         let Some(tier) = self.inner.launcher.profiles().tier(&req.profile) else {
-            let known: Vec<&str> = self.inner.launcher.profiles().tiers.keys().map(String::as_str).collect();
-            return Err(failed(
+            let known: Vec<&str> = self
+                .inner
+                .launcher
+                .profiles()
+                .tiers
+                .keys()
+                .map(String::as_str)
+                .collect();
+            return Err(Box::new(failed(
                 id,
                 error_type::SANDBOX_FAILURE,
-                format!("unknown sandbox profile {:?}; known profiles: {}", req.profile, known.join(", ")),
-            ));
+                format!(
+                    "unknown sandbox profile {:?}; known profiles: {}",
+                    req.profile,
+                    known.join(", ")
+                ),
+            )));
         };
-        let Some(pool) = self.inner.pools.get(&(req.profile.clone(), req.language)).cloned() else {
-            return Err(failed(id, error_type::SANDBOX_FAILURE, format!("no pool for {}", req.language.as_str())));
+        let Some(pool) = self
+            .inner
+            .pools
+            .get(&(req.profile.clone(), req.language))
+            .cloned()
+        else {
+            return Err(Box::new(failed(
+                id,
+                error_type::SANDBOX_FAILURE,
+                format!("no pool for {}", req.language.as_str()),
+            )));
         };
         if req.input_json.len() > MAX_INPUT_BYTES {
-            return Err(failed(id, error_type::INVALID_CODE, format!("the input is over {} KiB", MAX_INPUT_BYTES / 1024)));
+            return Err(Box::new(failed(
+                id,
+                error_type::INVALID_CODE,
+                format!("the input is over {} KiB", MAX_INPUT_BYTES / 1024),
+            )));
         }
         let input: Value = if req.input_json.trim().is_empty() {
             Value::Object(Default::default())
         } else {
-            serde_json::from_str(&req.input_json)
-                .map_err(|e| failed(id, error_type::INVALID_CODE, format!("the input is not valid JSON: {e}")))?
+            serde_json::from_str(&req.input_json).map_err(|e| {
+                Box::new(failed(
+                    id,
+                    error_type::INVALID_CODE,
+                    format!("the input is not valid JSON: {e}"),
+                ))
+            })?
         };
         let code = match req.language {
             Language::Python => req.code.clone(),
-            Language::TypeScript => crate::typescript::transform(&req.code)
-                .map_err(|e| failed(id, error_type::INVALID_CODE, format!("the TypeScript code cannot be compiled: {e}")))?,
+            Language::TypeScript => crate::typescript::transform(&req.code).map_err(|e| {
+                Box::new(failed(
+                    id,
+                    error_type::INVALID_CODE,
+                    format!("the TypeScript code cannot be compiled: {e}"),
+                ))
+            })?,
         };
-        let timeout_ms = req.timeout_ms.map_or(tier.wall_timeout_ms, |t| t.clamp(1, tier.wall_timeout_ms));
+        let timeout_ms = req
+            .timeout_ms
+            .map_or(tier.wall_timeout_ms, |t| t.clamp(1, tier.wall_timeout_ms));
         Ok((pool, code, input, timeout_ms))
     }
 
@@ -241,12 +307,21 @@ impl PoolSet {
         let id = req.execution_id.clone();
         let (pool, code, input, timeout_ms) = match self.prepare(&req) {
             Ok(p) => p,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         if self.inner.stopping.load(Ordering::SeqCst) {
-            return failed(&id, error_type::SANDBOX_FAILURE, "the worker is shutting down; retry on another worker".into());
+            return failed(
+                &id,
+                error_type::SANDBOX_FAILURE,
+                "the worker is shutting down; retry on another worker".into(),
+            );
         }
-        let job = Job { execution_id: &id, code: &code, input: &input, timeout: Duration::from_millis(timeout_ms) };
+        let job = Job {
+            execution_id: &id,
+            code: &code,
+            input: &input,
+            timeout: Duration::from_millis(timeout_ms),
+        };
         // A warm slot when there is one, else a fresh one; a slot that died while waiting
         // (its pipe is broken before it saw the code) is replaced, a few times at most.
         for _ in 0..3 {
@@ -262,20 +337,34 @@ impl PoolSet {
                     };
                     match fresh {
                         Ok(s) => s,
-                        Err(e) => return failed(&id, error_type::SANDBOX_FAILURE, format!("could not start a sandbox: {e}")),
+                        Err(e) => {
+                            return failed(
+                                &id,
+                                error_type::SANDBOX_FAILURE,
+                                format!("could not start a sandbox: {e}"),
+                            );
+                        }
                     }
                 }
             };
             pool.used_total.fetch_add(1, Ordering::Relaxed);
             let observed = slot.run(&self.inner.cgroups, &job, &cancel).await;
             let cg = self.inner.cgroups.clone();
-            self.inner.tasks.spawn(async move { slot.destroy(&cg).await });
+            self.inner
+                .tasks
+                .spawn(async move { slot.destroy(&cg).await });
             match observed {
                 Ok(obs) => return outcome::build(&id, &obs),
-                Err(e) => tracing::warn!(execution_id = %id, error = %e, "warm slot was dead; using another"),
+                Err(e) => {
+                    tracing::warn!(execution_id = %id, error = %e, "warm slot was dead; using another")
+                }
             }
         }
-        failed(&id, error_type::SANDBOX_FAILURE, "sandboxes keep dying before they receive the code".into())
+        failed(
+            &id,
+            error_type::SANDBOX_FAILURE,
+            "sandboxes keep dying before they receive the code".into(),
+        )
     }
 }
 
@@ -284,7 +373,9 @@ fn ready_len(p: &Pool) -> usize {
 }
 
 async fn refill_loop(inner: Arc<Inner>, pool: Arc<Pool>) {
-    let set = PoolSet { inner: inner.clone() };
+    let set = PoolSet {
+        inner: inner.clone(),
+    };
     let mut backoff = Duration::from_millis(100);
     loop {
         if inner.shutdown.is_cancelled() {
@@ -329,7 +420,11 @@ async fn refill_loop(inner: Arc<Inner>, pool: Arc<Pool>) {
 }
 
 impl Executor for PoolSet {
-    async fn execute(&self, request: ExecutionRequest, cancel: CancellationToken) -> ExecutionResult {
+    async fn execute(
+        &self,
+        request: ExecutionRequest,
+        cancel: CancellationToken,
+    ) -> ExecutionResult {
         self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
         let r = self.run(request, cancel).await;
         self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);

@@ -27,7 +27,10 @@ pub enum StartError {
     #[error("jail: {0}")]
     Jail(#[from] JailError),
     #[error("data dir {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("pools.\"{0}\": no such profile in the sandbox profiles")]
     UnknownPoolProfile(String),
 }
@@ -45,7 +48,9 @@ pub fn load_profiles(cfg: &Config) -> Result<Profiles, StartError> {
 
 /// The nsjail binary to use: `PADDOCK_NSJAIL` when set, else the config's `nsjail_path`.
 pub fn nsjail_path(cfg: &Config) -> PathBuf {
-    std::env::var_os(NSJAIL_ENV).map(PathBuf::from).unwrap_or_else(|| cfg.nsjail_path.clone())
+    std::env::var_os(NSJAIL_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cfg.nsjail_path.clone())
 }
 
 /// The pool settings of the config.
@@ -74,15 +79,29 @@ pub fn pool_settings(cfg: &Config, profiles: &Profiles) -> Result<PoolSettings, 
 ///
 /// # Errors
 /// See [`StartError`].
-pub fn prepare(cfg: &Config, slot_init: &Path) -> Result<(Launcher, Arc<Cgroups>, PoolSettings), StartError> {
+pub fn prepare(
+    cfg: &Config,
+    slot_init: &Path,
+) -> Result<(Launcher, Arc<Cgroups>, PoolSettings), StartError> {
     let profiles = load_profiles(cfg)?;
     let settings = pool_settings(cfg, &profiles)?;
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir { path: cfg.data_dir.clone(), source })?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
     let data = cfg
         .data_dir
         .canonicalize()
-        .map_err(|source| StartError::DataDir { path: cfg.data_dir.clone(), source })?;
-    let launcher = Launcher::prepare(&profiles, &nsjail_path(cfg), slot_init, &data.join("runtime"))?;
+        .map_err(|source| StartError::DataDir {
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
+    let launcher = Launcher::prepare(
+        &profiles,
+        &nsjail_path(cfg),
+        slot_init,
+        &data.join("runtime"),
+    )?;
     let cgroups = Arc::new(Cgroups::detect()?);
     tracing::info!(layout = ?cgroups.layout(), profiles = %profiles.source, "sandbox prepared");
     Ok((launcher, cgroups, settings))

@@ -80,10 +80,18 @@ impl Slot {
         name: &str,
         start_timeout: Duration,
     ) -> Result<Slot, SlotError> {
-        let tier = launcher.profiles().tier(profile).ok_or_else(|| SlotError::UnknownProfile(profile.to_owned()))?;
-        let mut cmd = launcher.command(profile, language).ok_or_else(|| SlotError::UnknownProfile(profile.to_owned()))?;
+        let tier = launcher
+            .profiles()
+            .tier(profile)
+            .ok_or_else(|| SlotError::UnknownProfile(profile.to_owned()))?;
+        let mut cmd = launcher
+            .command(profile, language)
+            .ok_or_else(|| SlotError::UnknownProfile(profile.to_owned()))?;
         // +1 pid for nsjail itself, which lives in the cgroup too.
-        let limits = Limits { memory_bytes: tier.memory_mb * 1024 * 1024, pids: tier.pids + 1 };
+        let limits = Limits {
+            memory_bytes: tier.memory_mb * 1024 * 1024,
+            pids: tier.pids + 1,
+        };
         let (memory_mb, pids) = (tier.memory_mb, tier.pids);
         let cgroup = cgroups.create(name, limits)?;
         let files = match cgroup.open_procs_files() {
@@ -93,7 +101,9 @@ impl Slot {
                 return Err(e.into());
             }
         };
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         crate::sys::join_cgroups_before_exec(&mut cmd, files);
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
@@ -105,10 +115,13 @@ impl Slot {
                 return Err(SlotError::Spawn(e));
             }
         };
-        let (Some(stdin), Some(stdout), Some(mut stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = cgroups.destroy(&cgroup);
-            return Err(SlotError::Spawn(std::io::Error::other("missing stdio pipe")));
+            return Err(SlotError::Spawn(std::io::Error::other(
+                "missing stdio pipe",
+            )));
         };
         let fd2 = Arc::new(Mutex::new(Fd2::default()));
         let sink = fd2.clone();
@@ -140,12 +153,18 @@ impl Slot {
         };
         let ready = tokio::time::timeout(start_timeout, read_frame(&mut slot.stdout)).await;
         let failure = match ready {
-            Ok(Ok(Some(f))) if f.get("type").and_then(Value::as_str) == Some("ready") => return Ok(slot),
+            Ok(Ok(Some(f))) if f.get("type").and_then(Value::as_str) == Some("ready") => {
+                return Ok(slot);
+            }
             Ok(Ok(Some(f))) => SlotError::NotReady(format!("expected `ready`, got {f}")),
             Ok(Ok(None)) => {
                 let _ = tokio::time::timeout(Duration::from_secs(2), slot.child.wait()).await;
                 let _ = tokio::time::timeout(Duration::from_secs(1), &mut slot.fd2_task).await;
-                let text = slot.fd2.lock().map(|s| String::from_utf8_lossy(&s.bytes).into_owned()).unwrap_or_default();
+                let text = slot
+                    .fd2
+                    .lock()
+                    .map(|s| String::from_utf8_lossy(&s.bytes).into_owned())
+                    .unwrap_or_default();
                 SlotError::NotReady(format!("runner exited: {}", text.trim()))
             }
             Ok(Err(e)) => e.into(),
@@ -223,8 +242,11 @@ impl Slot {
             // Everything is dead now: collect the rest of fd 2.
             let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.fd2_task).await;
         }
-        let (fd2, fd2_truncated) =
-            self.fd2.lock().map(|mut s| (std::mem::take(&mut s.bytes), s.truncated)).unwrap_or_default();
+        let (fd2, fd2_truncated) = self
+            .fd2
+            .lock()
+            .map(|mut s| (std::mem::take(&mut s.bytes), s.truncated))
+            .unwrap_or_default();
         Ok(Observed {
             ended,
             exit_code,
@@ -242,7 +264,8 @@ impl Slot {
     async fn kill(&mut self, cgroups: &Arc<Cgroups>) {
         let cg = cgroups.clone();
         let slot_cg = self.cgroup.clone();
-        let _ = tokio::task::spawn_blocking(move || cg.kill_all(&slot_cg, Duration::from_secs(5))).await;
+        let _ = tokio::task::spawn_blocking(move || cg.kill_all(&slot_cg, Duration::from_secs(5)))
+            .await;
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }

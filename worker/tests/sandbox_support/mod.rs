@@ -19,7 +19,9 @@ pub const NSJAIL_DEFAULT: &str = "/opt/paddock/bin/nsjail";
 
 /// The nsjail binary, or a panic telling the operator to run `make deps` (never a skip).
 pub fn nsjail() -> PathBuf {
-    let p = std::env::var_os("PADDOCK_NSJAIL").map(PathBuf::from).unwrap_or_else(|| NSJAIL_DEFAULT.into());
+    let p = std::env::var_os("PADDOCK_NSJAIL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| NSJAIL_DEFAULT.into());
     assert!(
         p.is_file(),
         "nsjail not found at {} (or $PADDOCK_NSJAIL): run `make deps` first; the sandbox tests need the real jail",
@@ -36,30 +38,61 @@ pub struct Sandbox {
 
 pub static SANDBOX: LazyLock<Sandbox> = LazyLock::new(|| {
     let nsjail = nsjail();
-    assert!(nix_is_root(), "the sandbox tests run as root (cgroups and nsjail)");
+    assert!(
+        nix_is_root(),
+        "the sandbox tests run as root (cgroups and nsjail)"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mut cfg = Config { data_dir: dir.path().join("data"), nsjail_path: nsjail, ..Config::default() };
+    let mut cfg = Config {
+        data_dir: dir.path().join("data"),
+        nsjail_path: nsjail,
+        ..Config::default()
+    };
     cfg.pools.clear();
-    for (k, v) in [("free/python", 3), ("free/typescript", 2), ("builder/python", 1)] {
+    for (k, v) in [
+        ("free/python", 3),
+        ("free/typescript", 2),
+        ("builder/python", 1),
+    ] {
         cfg.pools.insert(k.into(), v);
     }
     cfg.default_pool_target = 0;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let slot_init = PathBuf::from(env!("CARGO_BIN_EXE_paddock-slot-init"));
-    let pools = rt.block_on(async { setup::start(&cfg, &slot_init) }).expect("sandbox start-up");
-    Sandbox { rt, pools, _dir: dir }
+    let pools = rt
+        .block_on(async { setup::start(&cfg, &slot_init) })
+        .expect("sandbox start-up");
+    Sandbox {
+        rt,
+        pools,
+        _dir: dir,
+    }
 });
 
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 /// Runs one execution on the shared pools.
-pub fn run_on(profile: &str, language: Language, code: &str, input: &str, timeout_ms: Option<u64>) -> ExecutionResult {
+pub fn run_on(
+    profile: &str,
+    language: Language,
+    code: &str,
+    input: &str,
+    timeout_ms: Option<u64>,
+) -> ExecutionResult {
     let s = &*SANDBOX;
     let req = ExecutionRequest {
         execution_id: format!("t-{}", rand_id()),
