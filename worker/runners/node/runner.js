@@ -550,7 +550,7 @@ function failCurrent(err) {
   realExit(0);
 }
 
-const WARM_UP_RUNS = 3;
+const WARM_UP_RUNS = 8;
 const WARM_UP = {
   type: 'execute',
   execution_id: 'warm-up',
