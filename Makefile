@@ -12,7 +12,7 @@ SHELL := /bin/bash
 PREFIX ?= /opt/paddock
 TESTENV := $(PREFIX)/testenv
 CARGO ?= cargo
-PYTEST_ARGS ?= -q
+PYTEST_ARGS ?= -q --timeout=600 -p no:cacheprovider
 # nsjail from deploy/install-deps.sh, cargo from rustup.
 export PATH := $(PREFIX)/bin:$(HOME)/.cargo/bin:$(PATH)
 

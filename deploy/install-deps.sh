@@ -123,7 +123,7 @@ step_testenv() {
         --require-hashes --only-binary=:all: -r "$TESTS_REQ"
     run "$env/bin/python" -c 'import mcp, pytest, pytest_timeout, httpx, httpx2'
     stamp_set testenv "$key"
-    note "testenv: $env ($(grep -c '==' "$TESTS_REQ") pinned packages)"
+    note "testenv: $env ($(grep -cE '^[A-Za-z0-9_.-]+==' "$TESTS_REQ") pinned packages)"
 }
 
 # ------------------------------------------------------------------------------------- python
@@ -169,7 +169,7 @@ if failed:
     mv "$stage" "$dest"
     chmod 555 "$dest"
     stamp_set python "$key"
-    note "python: $dest ($(grep -c '==' "$SANDBOX_REQ") pinned distributions, $(grep -c '^\[\[python\]\]' "$CATALOGUE") catalogue packages, read-only)"
+    note "python: $dest ($(grep -cE '^[A-Za-z0-9_.-]+==' "$SANDBOX_REQ") pinned distributions, $(grep -c '^\[\[python\]\]' "$CATALOGUE") catalogue packages, read-only)"
 }
 
 # ------------------------------------------------------------------------------------- nsjail

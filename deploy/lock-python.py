@@ -71,7 +71,8 @@ def main():
     text = resolve(top, header)
     with open(out, "w") as f:
         f.write(text)
-    print(f"wrote {out}: {text.count('==')} pins")
+    pins = sum(1 for line in text.splitlines() if "==" in line and not line.startswith("#"))
+    print(f"wrote {out}: {pins} pins")
 
 
 if __name__ == "__main__":

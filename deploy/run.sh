@@ -10,9 +10,10 @@
 #   PADDOCK_PORT        the edge's HTTPS port, for the readiness probe and the printed config
 #                                                                    (default: 8443)
 #   PADDOCK_NS          namespace used in the printed client config  (default: demo)
-#   PADDOCK_EDGE_ARGS   extra arguments for `paddock-edge serve`
-#   PADDOCK_WORKER_ARGS extra arguments for `paddock-worker serve`
+#   PADDOCK_RUN_EDGE_ARGS   extra arguments for `paddock-edge serve`
+#   PADDOCK_RUN_WORKER_ARGS extra arguments for `paddock-worker serve`
 #   PADDOCK_READY_TIMEOUT seconds to wait for /v1/health/ready       (default: 60)
+# (Not PADDOCK_EDGE_* / PADDOCK_WORKER_*: the daemons read those as configuration overrides.)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +23,9 @@ DATA=${PADDOCK_DATA:-./data}
 PORT=${PADDOCK_PORT:-8443}
 NS=${PADDOCK_NS:-demo}
 READY_TIMEOUT=${PADDOCK_READY_TIMEOUT:-60}
+EDGE_ARGS=${PADDOCK_RUN_EDGE_ARGS:-}
+WORKER_ARGS=${PADDOCK_RUN_WORKER_ARGS:-}
+unset PADDOCK_RUN_EDGE_ARGS PADDOCK_RUN_WORKER_ARGS
 EDGE_DIR=$DATA/edge
 WORKER_DIR=$DATA/worker
 # nsjail from deploy/install-deps.sh
@@ -64,8 +68,13 @@ stop() {
 trap 'say "stopping edge and worker"; stop; exit 0' INT TERM
 trap stop EXIT
 
+# Something else answering on the port would fool the readiness probe below.
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    die "127.0.0.1:$PORT is already in use (another edge?); stop it or set PADDOCK_PORT and --listen"
+fi
+
 # shellcheck disable=SC2086 # extra args are word-split on purpose
-"$BIN/paddock-edge" serve --data-dir "$EDGE_DIR" ${PADDOCK_EDGE_ARGS:-} &
+"$BIN/paddock-edge" serve --data-dir "$EDGE_DIR" $EDGE_ARGS &
 EDGE_PID=$!
 say "edge started (pid $EDGE_PID), waiting for https://127.0.0.1:$PORT/v1/health/ready"
 
@@ -80,10 +89,11 @@ for _ in $(seq 1 $((READY_TIMEOUT * 5))); do
     sleep 0.2
 done
 [[ $ready -eq 1 ]] || die "the edge did not become ready within ${READY_TIMEOUT}s"
+kill -0 "$EDGE_PID" 2>/dev/null || die "paddock-edge exited during start-up (see its messages above)"
 
 # shellcheck disable=SC2086
 "$BIN/paddock-worker" serve --edge "unix:$EDGE_DIR/workers.sock" \
-    --join-token-file "$EDGE_DIR/join.token" --data-dir "$WORKER_DIR" ${PADDOCK_WORKER_ARGS:-} &
+    --join-token-file "$EDGE_DIR/join.token" --data-dir "$WORKER_DIR" $WORKER_ARGS &
 WORKER_PID=$!
 say "worker started (pid $WORKER_PID)"
 
