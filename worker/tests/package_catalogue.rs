@@ -276,7 +276,7 @@ fn cache_hits_generate_once_and_evict_the_least_recently_used() {
     let loads = Cell::new(0);
     let load = || {
         loads.set(loads.get() + 1);
-        Ok::<_, Infallible>(sample())
+        Ok::<_, Infallible>((1, sample()))
     };
     let first = cache.get_or_generate("a", 1, Python, load).expect("load");
     let again = cache.get_or_generate("a", 1, Python, load).expect("load");
@@ -288,11 +288,20 @@ fn cache_hits_generate_once_and_evict_the_least_recently_used() {
         .expect("load");
     assert_eq!(loads.get(), 2);
     assert!(cache.get("a", 1, Python).is_some()); // touch: TypeScript is now the oldest
-    cache.get_or_generate("a", 2, Python, load).expect("load");
+    let load2 = || Ok::<_, Infallible>((2, sample()));
+    cache.get_or_generate("a", 2, Python, load2).expect("load");
     assert_eq!(cache.len(), 2);
     assert!(cache.get("a", 1, TypeScript).is_none());
     assert!(cache.get("a", 1, Python).is_some());
     assert!(cache.get("a", 2, Python).is_some());
+
+    // Cached under the stamp the functions were read at, not the one asked for.
+    let read_later = || Ok::<_, Infallible>((7, sample()));
+    cache
+        .get_or_generate("c", 5, Python, read_later)
+        .expect("load");
+    assert!(cache.get("c", 7, Python).is_some());
+    assert!(cache.get("c", 5, Python).is_none());
 
     let failed: Result<_, &str> = cache.get_or_generate("b", 1, Python, || Err("replica"));
     assert_eq!(failed.err(), Some("replica"));

@@ -72,8 +72,11 @@ impl PackageCache {
         package
     }
 
-    /// The cached package, or one generated from `load()` (only called on a miss) and
-    /// cached.
+    /// The package cached under (`namespace`, `stamp`, `language`), or one generated from
+    /// `load()` (called only on a miss). `load` returns the functions together with the
+    /// stamp they were read at (e.g. `Replica::namespace_functions_stamped`), and the new
+    /// package is cached under that stamp, so functions are never cached under a stamp
+    /// older than they are.
     ///
     /// # Errors
     /// Whatever `load` returns (e.g. a replica read error); nothing is cached then.
@@ -82,14 +85,14 @@ impl PackageCache {
         namespace: &str,
         stamp: u64,
         language: Language,
-        load: impl FnOnce() -> Result<Vec<(FunctionRecord, VersionRecord)>, E>,
+        load: impl FnOnce() -> Result<(u64, Vec<(FunctionRecord, VersionRecord)>), E>,
     ) -> Result<Arc<Package>, E> {
         if let Some(p) = self.get(namespace, stamp, language) {
             return Ok(p);
         }
-        let functions = load()?;
+        let (read_stamp, functions) = load()?;
         let package = generate(namespace, &functions, language);
-        Ok(self.insert(namespace, stamp, package))
+        Ok(self.insert(namespace, read_stamp, package))
     }
 
     /// Number of cached packages.
