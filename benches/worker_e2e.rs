@@ -195,10 +195,10 @@ async fn connect(path: &Path, within: Duration, child: Option<&mut Child>) -> Re
             Err(e) if Instant::now() > deadline => return Err(e.into()),
             Err(_) => {}
         }
-        if let Some(c) = child.as_deref_mut() {
-            if let Some(status) = c.try_wait()? {
-                return Err(format!("paddock-worker exited during start-up: {status}").into());
-            }
+        if let Some(c) = child.as_deref_mut()
+            && let Some(status) = c.try_wait()?
+        {
+            return Err(format!("paddock-worker exited during start-up: {status}").into());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
