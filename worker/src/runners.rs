@@ -21,6 +21,12 @@ pub const JAIL_RUNNER_DIR: &str = "/paddock/runner";
 pub const PYTHON_INTERPRETER: &str = "/usr/bin/python3";
 /// The Node interpreter (20.x).
 pub const NODE_INTERPRETER: &str = "/usr/bin/node";
+/// Environment variable a launcher sets (`"3,4"`) when it has already moved the protocol
+/// itself: requests on the first fd, responses on the second, `/dev/null` on fd 0 and
+/// fd 2 on fd 1. Without it the runners move the fds themselves; Node has no `dup` and
+/// reopens `/proc/self/fd/{0,1}`, which fails (EACCES) when the pipes belong to another
+/// uid than the jailed one, and then falls back to using fds 0/1 unprotected.
+pub const PROTOCOL_FDS_ENV: &str = "PADDOCK_PROTOCOL_FDS";
 /// Environment variable naming the sandbox Python package directory; the Python runner
 /// puts it on `sys.path` itself (`-I` ignores `PYTHONPATH`).
 pub const PYTHON_PACKAGES_ENV: &str = "PADDOCK_PYTHON_PACKAGES";

@@ -468,3 +468,18 @@ fn dynamic_import_works_through_require() {
     assert_eq!(out.status(), "completed", "{}", out.frame);
     assert_eq!(out.value(), json!(["function", 1, 1]));
 }
+
+#[test]
+fn protocol_fds_moved_by_the_launcher() {
+    let runner = Runner::start_prearranged(Language::TypeScript);
+    assert_eq!(runner.ready["type"], "ready");
+    let out = runner.execute("require('fs').writeSync(1, 'junk!');\nconsole.log('out');\nresult = [process.env.PADDOCK_PROTOCOL_FDS ?? null, require('fs').readFileSync(0, 'utf8')]", json!({}), json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.frame);
+    assert_eq!(
+        out.value(),
+        json!([null, ""]),
+        "the variable is consumed; fd 0 is /dev/null"
+    );
+    assert_eq!(out.stdout(), "out\n");
+    assert!(out.diagnostics.contains("junk!"), "{:?}", out.diagnostics);
+}

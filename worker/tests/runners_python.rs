@@ -444,3 +444,18 @@ fn call_helper_round_trips_over_the_protocol() {
         ]
     );
 }
+
+#[test]
+fn protocol_fds_moved_by_the_launcher() {
+    let runner = Runner::start_prearranged(Language::Python);
+    assert_eq!(runner.ready["type"], "ready");
+    let out = runner.execute("import os\nos.write(1, b'junk!')\nimport sys\nprint('out')\nresult = [os.environ.get('PADDOCK_PROTOCOL_FDS'), sys.stdin.read()]", json!({}), json!({}));
+    assert_eq!(out.status(), "completed", "{}", out.frame);
+    assert_eq!(
+        out.value(),
+        json!([null, ""]),
+        "the variable is consumed; fd 0 is /dev/null"
+    );
+    assert_eq!(out.stdout(), "out\n");
+    assert!(out.diagnostics.contains("junk!"), "{:?}", out.diagnostics);
+}

@@ -18,10 +18,23 @@ const fs = require('fs');
 // --- protocol fds first ---------------------------------------------------------------
 // Node has no dup(2); reopening /proc/self/fd/N gives a new descriptor on the same pipe.
 // Then /dev/null takes fd 0 and fd 2's target takes fd 1 (close + open reuse the lowest fd).
+// A launcher that can dup (slot-init) may do the move itself and say so with
+// PADDOCK_PROTOCOL_FDS="R,W" (requests on fd R, responses on fd W, fds 0/1/2 arranged):
+// reopening /proc/self/fd/N fails when the pipes belong to another uid (EACCES).
 let REQ_FD = 0;
 let RESP_FD = 1;
 let protocolMoved = false;
-try {
+const givenFds = process.env.PADDOCK_PROTOCOL_FDS;
+delete process.env.PADDOCK_PROTOCOL_FDS;
+if (givenFds) {
+  const fds = givenFds.split(',').map(Number);
+  if (fds.length !== 2 || !fds.every((fd) => Number.isInteger(fd) && fd >= 0)) {
+    fs.writeSync(2, `paddock runner: bad PADDOCK_PROTOCOL_FDS ${JSON.stringify(givenFds)}\n`);
+    process.reallyExit(2);
+  }
+  [REQ_FD, RESP_FD] = fds;
+  protocolMoved = true;
+} else try {
   REQ_FD = fs.openSync('/proc/self/fd/0', fs.constants.O_RDONLY);
   RESP_FD = fs.openSync('/proc/self/fd/1', fs.constants.O_WRONLY);
   fs.closeSync(0);

@@ -11,12 +11,31 @@ import os
 import sys
 
 # --- protocol fds first, before anything can write to fd 1 -------------------------
-_REQ_FD = os.dup(0)
-_RESP_FD = os.dup(1)
-_null = os.open(os.devnull, os.O_RDONLY)
-os.dup2(_null, 0)
-os.close(_null)
-os.dup2(2, 1)
+# Either the launcher already moved them (PADDOCK_PROTOCOL_FDS="R,W": requests on fd R,
+# responses on fd W, fds 0/1/2 arranged), or the runner moves them itself.
+def _protocol_fds():
+    given = os.environ.pop("PADDOCK_PROTOCOL_FDS", None)
+    if given:
+        try:
+            req, resp = (int(x) for x in given.split(","))
+            os.fstat(req)
+            os.fstat(resp)
+        except (ValueError, OSError) as e:
+            os.write(2, f"paddock runner: bad PADDOCK_PROTOCOL_FDS {given!r}: {e}\n".encode())
+            os._exit(2)
+        os.set_inheritable(req, False)
+        os.set_inheritable(resp, False)
+        return req, resp
+    req = os.dup(0)
+    resp = os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    return req, resp
+
+
+_REQ_FD, _RESP_FD = _protocol_fds()
 
 import asyncio  # noqa: E402  (pre-imported: awaiting coroutine results)
 import base64  # noqa: E402

@@ -108,6 +108,17 @@ impl Runner {
     }
 
     pub fn start_with_env(language: Language, env: &[(&str, &str)]) -> Runner {
+        Self::spawn(language, env, false)
+    }
+
+    /// Starts the runner the way a launcher that moves the protocol itself would: a shell
+    /// puts requests on fd 3, responses on fd 4, /dev/null on 0 and fd 2 on 1, then execs
+    /// the runner with `PADDOCK_PROTOCOL_FDS=3,4`.
+    pub fn start_prearranged(language: Language) -> Runner {
+        Self::spawn(language, &[("PADDOCK_PROTOCOL_FDS", "3,4")], true)
+    }
+
+    fn spawn(language: Language, env: &[(&str, &str)], prearranged: bool) -> Runner {
         let runner_dir = tempfile::tempdir().expect("runner dir");
         runners::materialize(runner_dir.path()).expect("materialize runners");
         let workspace = tempfile::tempdir().expect("workspace");
@@ -117,9 +128,17 @@ impl Runner {
             .expect("utf-8 temp path")
             .to_owned();
         let argv = runners::runner_argv(language, &dir, Some(256));
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .current_dir(workspace.path())
+        let mut cmd = if prearranged {
+            let mut c = Command::new("/bin/sh");
+            c.args(["-c", "exec 3<&0 4>&1 0</dev/null 1>&2; exec \"$@\"", "sh"])
+                .args(&argv);
+            c
+        } else {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        };
+        cmd.current_dir(workspace.path())
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", workspace.path())
