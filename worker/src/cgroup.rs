@@ -323,6 +323,17 @@ impl<F: CgroupFs> Cgroups<F> {
         }
     }
 
+    /// CPU used by the slot so far, in nanoseconds (one file read; the hand-over baseline).
+    pub fn cpu_ns(&self, cg: &SlotCgroup) -> u64 {
+        if cg.v2 {
+            self.read_num(cg.dirs[0].join("cpu.stat"), Some("usage_usec")) * 1000
+        } else {
+            cg.dirs
+                .get(2)
+                .map_or(0, |d| self.read_num(d.join("cpuacct.usage"), None))
+        }
+    }
+
     /// Reads what the slot used so far (missing counters read as 0).
     pub fn measure(&self, cg: &SlotCgroup) -> Measured {
         if cg.v2 {

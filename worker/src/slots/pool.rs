@@ -372,11 +372,11 @@ fn ready_len(p: &Pool) -> usize {
     p.ready.lock().map(|q| q.len()).unwrap_or(0)
 }
 
+/// Keeps `ready + starting` at the pool's target: each missing slot is started by its own
+/// task, at most `refill_parallelism` at once across all pools (the semaphore). A failed
+/// start holds its place for an exponential backoff so a broken setup does not spin.
 async fn refill_loop(inner: Arc<Inner>, pool: Arc<Pool>) {
-    let set = PoolSet {
-        inner: inner.clone(),
-    };
-    let mut backoff = Duration::from_millis(100);
+    let failures = Arc::new(AtomicU32::new(0));
     loop {
         if inner.shutdown.is_cancelled() {
             return;
@@ -388,32 +388,42 @@ async fn refill_loop(inner: Arc<Inner>, pool: Arc<Pool>) {
                 () = pool.wake.notified() => continue,
             }
         }
-        let permit = tokio::select! {
-            () = inner.shutdown.cancelled() => return,
-            p = inner.spawn_limit.acquire() => match p { Ok(p) => p, Err(_) => return },
-        };
         pool.starting.fetch_add(1, Ordering::SeqCst);
-        let started = set.fresh_slot(&pool).await;
-        drop(permit);
-        pool.starting.fetch_sub(1, Ordering::SeqCst);
-        match started {
-            Ok(slot) if !inner.shutdown.is_cancelled() => {
-                if let Ok(mut q) = pool.ready.lock() {
-                    q.push_back(slot);
-                }
-                backoff = Duration::from_millis(100);
+        let (inner2, pool2, failures2) = (inner.clone(), pool.clone(), failures.clone());
+        inner.tasks.spawn(async move {
+            start_one(&inner2, &pool2, &failures2).await;
+            pool2.starting.fetch_sub(1, Ordering::SeqCst);
+            pool2.wake.notify_one();
+        });
+    }
+}
+
+async fn start_one(inner: &Arc<Inner>, pool: &Arc<Pool>, failures: &AtomicU32) {
+    let permit = tokio::select! {
+        () = inner.shutdown.cancelled() => return,
+        p = inner.spawn_limit.acquire() => match p { Ok(p) => p, Err(_) => return },
+    };
+    let set = PoolSet {
+        inner: inner.clone(),
+    };
+    let started = set.fresh_slot(pool).await;
+    drop(permit);
+    match started {
+        Ok(slot) if !inner.shutdown.is_cancelled() => {
+            failures.store(0, Ordering::SeqCst);
+            if let Ok(mut q) = pool.ready.lock() {
+                q.push_back(slot);
             }
-            Ok(slot) => {
-                slot.destroy(&inner.cgroups).await;
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(profile = %pool.profile, language = pool.language.as_str(), error = %e, "slot start failed");
-                tokio::select! {
-                    () = inner.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+        Ok(slot) => slot.destroy(&inner.cgroups).await,
+        Err(e) => {
+            let n = failures.fetch_add(1, Ordering::SeqCst).min(7);
+            let backoff = Duration::from_millis(100 << n);
+            tracing::warn!(profile = %pool.profile, language = pool.language.as_str(), error = %e,
+                backoff_ms = backoff.as_millis() as u64, "slot start failed");
+            tokio::select! {
+                () = inner.shutdown.cancelled() => {}
+                () = tokio::time::sleep(backoff) => {}
             }
         }
     }

@@ -187,7 +187,7 @@ impl Slot {
         job: &Job<'_>,
         cancel: &CancellationToken,
     ) -> Result<Observed, FrameError> {
-        let cpu_base_ns = cgroups.measure(&self.cgroup).cpu_ns;
+        let cpu_base_ns = cgroups.cpu_ns(&self.cgroup);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + job.timeout;
         let frame = json!({
