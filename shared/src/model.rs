@@ -145,6 +145,8 @@ pub struct VersionRecord {
 /// One replicated state change. Only what code execution needs: never accounts, keys,
 /// key digests, passwords or credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// One op per log entry, moved rather than stored in bulk: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ReplOp {
     /// A namespace was made (or its metadata changed).
     PutNamespace(NamespaceRecord),
