@@ -296,7 +296,9 @@ async fn write_reply(http: &mut ServerSession, reply: Reply) -> pingora::Result<
             }
         }
         Body::Stream(mut body) => {
-            head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            if !http.is_http2() {
+                head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            }
             http.write_response_header(Box::new(head)).await?;
             while let Some(frame) = body.frame().await {
                 let Ok(frame) = frame;

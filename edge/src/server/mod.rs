@@ -121,6 +121,9 @@ pub fn prepare(
         )))
     })?;
     tls.set_cert_resolver(Arc::new(resolver));
+    // ALPN h2 and http/1.1: HTTP/2 clients multiplex; the SNI/Host check answers 421
+    // when a client coalesces a connection onto another host.
+    tls.enable_h2();
     service.add_tls_with_settings(&cfg.listen, None, tls);
     if !cfg.http_listen.is_empty() {
         service.add_tcp(&cfg.http_listen);
