@@ -98,3 +98,22 @@ def test_server_discover_is_answered_or_refused_cleanly(edge, admin_key):
 def test_get_and_delete_without_session_are_405(edge, admin_key):
     assert raw(edge, admin_key, None, accept="text/event-stream", method="GET").status_code == 405
     assert raw(edge, admin_key, None, method="DELETE").status_code == 405
+
+
+async def test_python_client_speaks_the_discover_generation(edge, admin_key):
+    # mcp 2.x probes server/discover (2026-07-28); the TypeScript SDK smoke covers the
+    # initialize generation. Both must work against the same endpoint.
+    import mcp
+    from mcp.client.streamable_http import streamable_http_client
+
+    seen = []
+
+    async def hook(req):
+        seen.append((json.loads(req.content or b"{}").get("method"), req.headers.get("mcp-protocol-version")))
+
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {admin_key}"}, verify=edge.ssl_context(),
+                                  event_hooks={"request": [hook]}) as hc:
+        async with mcp.Client(streamable_http_client(edge.url("create", "acme"), http_client=hc)) as c:
+            assert (await c.list_tools()).tools
+    assert seen[0] == ("server/discover", "2026-07-28"), seen
+    assert ("tools/list", "2026-07-28") in seen, seen
