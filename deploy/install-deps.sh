@@ -138,7 +138,7 @@ step_python() {
     fi
     need_root python
     fill_wheelhouse sandbox "$SANDBOX_REQ" "$pip_python"
-    rm -rf "$stage"
+    if [[ -d $stage ]]; then chmod -R u+w "$stage"; rm -rf "$stage"; fi
     mkdir -p "$stage"
     run "$pip_python" -m pip install --quiet --no-index --find-links "$CACHE/wheelhouse/sandbox" \
         --require-hashes --only-binary=:all: --no-deps --no-compile --target "$stage" -r "$SANDBOX_REQ"
@@ -163,12 +163,17 @@ if failed:
 ' "$stage" "$CATALOGUE"
     chown -R root:root "$stage"
     chmod -R a-w "$stage"
+    chmod 555 "$stage"
+    # Swap with two renames so a running worker sees the old or the new set, never half of one.
     if [[ -d $dest ]]; then
-        chmod -R u+w "$dest"
-        rm -rf "$dest"
+        rm -rf "$dest.old"
+        mv "$dest" "$dest.old"
     fi
     mv "$stage" "$dest"
-    chmod 555 "$dest"
+    if [[ -d $dest.old ]]; then
+        chmod -R u+w "$dest.old"
+        rm -rf "$dest.old"
+    fi
     stamp_set python "$key"
     note "python: $dest ($(grep -cE '^[A-Za-z0-9_.-]+==' "$SANDBOX_REQ") pinned distributions, $(grep -c '^\[\[python\]\]' "$CATALOGUE") catalogue packages, read-only)"
 }
