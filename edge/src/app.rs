@@ -288,6 +288,14 @@ impl App {
         self.inner.store.log()
     }
 
+    /// A consistent snapshot of the replicated state (for workers too far behind).
+    ///
+    /// # Errors
+    /// `INTERNAL` on store failure.
+    pub fn replication_snapshot(&self) -> Result<paddock_shared::replication::Snapshot, ApiError> {
+        self.inner.store.snapshot().map_err(internal)
+    }
+
     /// The configuration it was opened with.
     pub fn config(&self) -> &AppConfig {
         &self.inner.cfg

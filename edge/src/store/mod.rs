@@ -24,9 +24,11 @@ pub mod error;
 pub mod identity;
 pub mod records;
 pub mod repl;
+pub mod snapshot;
 
 use std::cell::Cell;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use paddock_shared::model::ReplOp;
 use serde::Serialize;
@@ -74,6 +76,8 @@ pub struct Store {
     trees: Vec<sled::Tree>,
     counters: sled::Tree,
     log: ReplicationLog,
+    /// Held shared by every transaction and exclusively by [`Store::snapshot`].
+    commit_lock: Arc<RwLock<()>>,
 }
 
 /// A transaction in progress: typed access to every tree plus the replication log.
@@ -149,6 +153,7 @@ impl Store {
             trees,
             counters,
             log,
+            commit_lock: Arc::new(RwLock::new(())),
         })
     }
 
@@ -204,6 +209,7 @@ impl Store {
     /// # Errors
     /// The abort error of `f`, or [`StoreError::Db`].
     pub fn transact<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> Result<R, StoreError> {
+        let _commit = self.commit_lock.read().unwrap_or_else(|e| e.into_inner());
         let (r, seq) = self.trees.as_slice().transaction(|v| {
             let tx = Tx {
                 v,

@@ -75,6 +75,30 @@ impl ReplicationLog {
         self.committed.load(Ordering::SeqCst)
     }
 
+    /// The oldest sequence still in the log (`committed_seq() + 1` when it is empty).
+    ///
+    /// # Errors
+    /// [`StoreError`] when sled fails or a key is corrupt.
+    pub fn oldest_retained(&self) -> Result<u64, StoreError> {
+        match self.log.first()? {
+            Some((k, _)) => decode_seq(&k),
+            None => Ok(self.committed_seq() + 1),
+        }
+    }
+
+    /// Drops entries with a sequence below `seq` (a snapshot covers them); returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] when sled fails.
+    pub fn truncate_before(&self, seq: u64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for k in self.log.range(..seq.to_be_bytes()).keys() {
+            self.log.remove(k?)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Up to `limit` entries with a sequence ≥ `from`, in order.
     ///
     /// # Errors

@@ -1,9 +1,9 @@
 //! The allowed package catalogue (Python and TypeScript), grouped by category, with
 //! aliases (`bs4` → `beautifulsoup4`). Parsed once from TOML in the format of
 //! `sandbox-profiles/packages.toml` (`[[python]] {name, version?, category, import?,
-//! aliases?, description?}`, `[[typescript]] {name, category, description?}`); until that
-//! file lands the embedded fallback `packages.fallback.toml` is used (swap the path in
-//! [`CATALOGUE_TOML`]).
+//! aliases?, description?}`, `[[typescript]] {name, category, description?}`), embedded at
+//! build time. TypeScript entries are Node built-ins (`node:crypto`); a requirement may
+//! omit the `node:` prefix.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -12,8 +12,8 @@ use paddock_shared::model::Language;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// The catalogue source.
-pub const CATALOGUE_TOML: &str = include_str!("packages.fallback.toml");
+/// The catalogue source: `sandbox-profiles/packages.toml`.
+pub const CATALOGUE_TOML: &str = include_str!("../../../sandbox-profiles/packages.toml");
 
 /// One allowed package.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,9 +45,11 @@ pub struct Catalogue {
     typescript: Vec<Package>,
 }
 
-/// pip-style name normalization: lower case, `_`/`.` → `-`.
+/// PEP 503 name normalization (lower case, `_`/`.` → `-`); a `node:` prefix is dropped.
 fn norm(s: &str) -> String {
-    s.trim().to_ascii_lowercase().replace(['_', '.'], "-")
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_prefix("node:").unwrap_or(&s);
+    s.replace(['_', '.'], "-")
 }
 
 impl Catalogue {
@@ -168,6 +170,21 @@ mod tests {
         let http = l["python"]["categories"]["http"].as_array().unwrap();
         assert_eq!(http[0]["name"], "requests");
         assert!(l.get("typescript").is_none());
+    }
+
+    #[test]
+    fn typescript_builtins_resolve_with_or_without_prefix() {
+        let c = Catalogue::get();
+        assert!(!c.packages(Language::TypeScript).is_empty());
+        assert_eq!(
+            c.resolve(Language::TypeScript, "crypto"),
+            Some("node:crypto")
+        );
+        assert_eq!(
+            c.resolve(Language::TypeScript, "node:crypto"),
+            Some("node:crypto")
+        );
+        assert_eq!(c.resolve(Language::TypeScript, "lodash"), None);
     }
 
     #[test]
