@@ -1090,3 +1090,55 @@ async fn authentication_errors_say_what_was_wrong_and_checks_are_fast() {
         x.message
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_get_a_gapless_log_and_one_winner_per_name() {
+    let e = env();
+    let (p, _) = account(&e.app, "a@x.io", ALL, None);
+    ok(
+        &e.app,
+        &p,
+        "acme",
+        "make_namespace",
+        json!({"name": "acme"}),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (app, p) = (e.app.clone(), p.clone());
+        tasks.push(tokio::spawn(async move {
+            let own = call(
+                &app,
+                &p,
+                "acme",
+                "make_service",
+                json!({"name": format!("s{i}")}),
+            )
+            .await;
+            let shared = call(&app, &p, "acme", "make_service", json!({"name": "same"})).await;
+            (own.is_ok(), shared.map_err(|e| e.code))
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        let (own, shared) = t.await.unwrap();
+        assert!(own);
+        match shared {
+            Ok(_) => winners += 1,
+            Err(code) => assert_eq!(code, ErrorCode::AlreadyExists),
+        }
+    }
+    assert_eq!(winners, 1);
+    let seqs: Vec<u64> = e
+        .app
+        .replication()
+        .read_from(1, 1000)
+        .unwrap()
+        .iter()
+        .map(|en| en.seq)
+        .collect();
+    assert_eq!(seqs, (1..=18).collect::<Vec<u64>>());
+    assert_eq!(e.app.committed_seq(), 18);
+    let snap = e.app.replication_snapshot().unwrap();
+    assert_eq!((snap.seq, snap.services.len()), (18, 17));
+}
