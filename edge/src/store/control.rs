@@ -291,6 +291,14 @@ impl Store {
     /// # Errors
     /// A database failure.
     pub fn put_confirmation(&self, token: &str, c: &Confirmation) -> Result<(), StoreError> {
+        // Drop tokens that expired unused, so the tree stays small.
+        let t = super::now();
+        for item in self.tree(T::Confirmations).iter() {
+            let (k, v) = item?;
+            if super::codec::decode::<Confirmation>(&v).map_or(true, |old| old.expires_at < t) {
+                self.tree(T::Confirmations).remove(k)?;
+            }
+        }
         self.transact(|tx| tx.put(T::Confirmations, token.as_bytes(), c))
     }
 
