@@ -249,4 +249,59 @@ mod tests {
         );
         assert!(find("nope").is_none());
     }
+
+    /// Runs the offline Python templates with the system interpreter, the way the runner
+    /// does (`main(input_data)`), and checks their results.
+    #[test]
+    fn python_templates_run() {
+        let cases = [
+            (
+                "hello-world",
+                r#"{"name": "Ann"}"#,
+                r#"{"greeting": "Hello, Ann!"}"#,
+            ),
+            (
+                "csv-analyzer",
+                r#"{"csv": "a,b\n1,x\n3,y\n"}"#,
+                r#"{"rows": 2, "columns": ["a", "b"], "summary": {"a": {"count": 2, "missing": 0, "type": "number", "min": 1.0, "max": 3.0, "mean": 2.0, "median": 2.0}, "b": {"count": 2, "missing": 0, "type": "text", "unique": 2}}}"#,
+            ),
+            (
+                "scheduled-report",
+                r#"{"title": "T", "items": [{"label": "x", "value": 2}], "format": "json"}"#,
+                "",
+            ),
+        ];
+        for (name, input, expect) in cases {
+            let t = find(name).unwrap();
+            let script = format!(
+                "import json, sys\n{}\nprint(json.dumps(main(json.loads(sys.argv[1]))))\n",
+                t.code
+            );
+            let out = std::process::Command::new("python3")
+                .arg("-c")
+                .arg(&script)
+                .arg(input)
+                .output();
+            let Ok(out) = out else {
+                eprintln!("python3 not available; skipping {name}");
+                return;
+            };
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if expect.is_empty() {
+                assert_eq!(got["summary"]["total"], 2, "{name}");
+                assert_eq!(got["report"]["title"], "T", "{name}");
+            } else {
+                assert_eq!(
+                    got,
+                    serde_json::from_str::<serde_json::Value>(expect).unwrap(),
+                    "{name}"
+                );
+            }
+        }
+    }
 }
