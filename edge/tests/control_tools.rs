@@ -592,6 +592,30 @@ async fn versioning_follows_the_seed_rules() {
     )
     .await;
     assert_eq!(x.code, ErrorCode::FunctionNotFound);
+    let x = err(
+        &e.app,
+        &p,
+        "acme",
+        "update_function",
+        up(json!({"language": "typescript"})),
+    )
+    .await;
+    assert_eq!(
+        (x.code, x.message.as_str()),
+        (
+            ErrorCode::InvalidArgument,
+            "update_function: changing the language to typescript needs new code — pass code written in typescript"
+        )
+    );
+    let v = ok(
+        &e.app,
+        &p,
+        "acme",
+        "update_function",
+        up(json!({"language": "typescript", "code": "export default function main() { return 1; }"})),
+    )
+    .await;
+    assert_eq!(v["version"], 7);
 }
 
 #[tokio::test]

@@ -294,6 +294,15 @@ pub fn update(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError
         }
         if let Some(l) = a.opt_str("language")? {
             candidate.language = language(&l)?;
+            if candidate.language != cur.language && !a.has("code") {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "update_function: changing the language to {} needs new code — pass code written in {}",
+                        candidate.language, candidate.language
+                    ),
+                ));
+            }
         }
         if a.has("code") {
             let code = a
