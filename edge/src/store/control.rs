@@ -130,8 +130,24 @@ impl Store {
             })?;
             Ok(fkeys.len())
         })?;
+        // A function made between the scan and the transaction would be left behind; the
+        // service is gone now, so none can be added any more: sweep what is left. Workers
+        // drop a deleted service's functions themselves, so this needs no log entry.
+        let late_f = self.keys(T::Functions, prefix.as_bytes())?;
+        let late_v = self.keys(T::Versions, prefix.as_bytes())?;
+        if !late_f.is_empty() || !late_v.is_empty() {
+            self.transact(|tx| {
+                for k in &late_f {
+                    tx.remove(T::Functions, k)?;
+                }
+                for k in &late_v {
+                    tx.remove(T::Versions, k)?;
+                }
+                Ok(())
+            })?;
+        }
         self.clear_counters(prefix.as_bytes())?;
-        Ok(n)
+        Ok(n + late_f.len())
     }
 
     /// Makes a function with its first version.
