@@ -13,14 +13,18 @@
 //! behind). For every batch the worker asks [`Follower::decide`] which entries are new,
 //! applies them durably together with the new applied sequence, then
 //! [`Follower::commit`]s, which yields the [`Reply`] to send: `Ack(seq)`, or
-//! `NeedFrom(seq)` when the batch skipped entries. Only what code execution needs is
+//! `NeedFrom(seq)` when the batch skipped entries. A snapshot larger than a frame
+//! travels as [`SnapshotPart`]s ([`Snapshot::into_parts`]) that the follower puts back
+//! together with a [`SnapshotAssembler`] before installing it. Only what code execution needs is
 //! replicated: namespaces, services, functions and versions — never accounts, keys, key
 //! digests or credentials.
 
 mod follower;
 mod leader;
+mod parts;
 mod state;
 
 pub use follower::{ApplyOutcome, Decision, Follower, FollowerError, Gap, Reply, SnapshotDecision};
 pub use leader::{DEFAULT_SNAPSHOT_LAG, Leader, Plan, SnapshotReason};
+pub use parts::{SnapshotAssembler, SnapshotPart, SnapshotPartError};
 pub use state::{Snapshot, State, Write, writes};

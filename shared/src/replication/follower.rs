@@ -6,10 +6,13 @@
 //! transaction, and only then calls [`Follower::commit`]. A crash between the two leaves
 //! the follower where its storage says it is.
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::ReplEntry;
 
-/// What a follower tells the leader after a batch or a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a follower tells the leader after a batch or a snapshot (it travels in the
+/// worker's acknowledgement frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Reply {
     /// Everything up to and including this sequence is applied.
     Ack(u64),
