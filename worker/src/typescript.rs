@@ -666,6 +666,17 @@ mod tests {
     }
 
     #[test]
+    fn import_equals_and_export_assignment() {
+        let js = transform(
+            "import fs = require(\"fs\");\nconst f = (x: number) => typeof fs + x;\nexport = f;\n",
+        )
+        .expect("transform");
+        let code = code_part(&js);
+        assert!(code.contains("const fs = require(\"fs\");"), "{code}");
+        assert!(code.contains("module.exports = f;"), "{code}");
+    }
+
+    #[test]
     fn line_column_counts_characters() {
         assert_eq!(line_column("ab\ncé d", 7), (2, 4));
         assert_eq!(line_column("", 5), (1, 1));
