@@ -151,6 +151,11 @@ fn stateless_tools_list_and_http_semantics() {
         assert_eq!(t["inputSchema"]["type"], "object", "{t}");
         assert!(t.get("outputSchema").is_none(), "{t}");
     }
+    // The stateless fast path (plain legacy tools/list) and rmcp (same request with a
+    // `cursor`, which the fast path leaves to rmcp) give the same answer.
+    let via_rmcp = edge.rpc(url, &key, "tools/list", json!({"cursor": null}));
+    assert_eq!(via_rmcp.status, 200, "{via_rmcp:?}");
+    assert_eq!(via_rmcp.json(), r.json());
     // Unknown tool is a JSON-RPC -32602.
     let r = edge.rpc(
         url,

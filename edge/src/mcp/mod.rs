@@ -8,6 +8,7 @@
 //! edge runs it stateless with JSON replies by default; `mcp_sessions = true` turns on
 //! legacy sessions (then `initialize` hands out an `Mcp-Session-Id`, unknown ids get 404).
 
+pub mod fast;
 pub mod run;
 
 use std::sync::Arc;

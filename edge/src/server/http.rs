@@ -17,7 +17,7 @@ use tower_service::Service as _;
 use paddock_shared::ErrorCode;
 
 use crate::app::{ApiError, Endpoint, RestRequest};
-use crate::mcp::{CallCtx, McpService};
+use crate::mcp::{CallCtx, McpService, RunTools, fast, to_tool};
 use crate::route::{Health, Route, RunMode, route};
 use crate::server::backend::Backend;
 use crate::server::error::error_reply;
@@ -31,6 +31,10 @@ pub struct Sni(pub Option<String>);
 pub struct EdgeHttp {
     pub backend: Arc<dyn Backend>,
     pub mcp: McpService,
+    /// Run-endpoint tools (issue 4 plugs workers in here).
+    pub run: Arc<dyn RunTools>,
+    /// Answer stateless legacy `tools/list` directly (see `mcp::fast`); off with sessions.
+    pub fast_path: bool,
     pub domain: String,
     pub max_body_bytes: u64,
 }
@@ -231,6 +235,24 @@ impl EdgeHttp {
         };
         let principal = self.backend.authenticate(api_key(&p.headers)?)?;
         self.backend.authorize(&principal, endpoint, &namespace)?;
+        if self.fast_path
+            && p.method == http::Method::POST
+            && let Some(id) = fast::tools_list_id(&p.headers, &body)
+        {
+            let defs = match endpoint {
+                Endpoint::Create => Some(self.backend.create_tools(&principal, &namespace)),
+                Endpoint::Run => self.run.list(&principal, &namespace, &run_mode).await.ok(),
+            };
+            if let Some(defs) = defs {
+                let tools = defs.into_iter().map(to_tool).collect();
+                return Ok(Reply {
+                    status: 200,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: Body::Full(Bytes::from(fast::tools_list_body(id, tools))),
+                    close: false,
+                });
+            }
+        }
         let mut builder = http::Request::builder().method(p.method).uri(p.uri);
         if let Some(h) = builder.headers_mut() {
             *h = p.headers;

@@ -109,7 +109,9 @@ pub fn prepare(
     server.bootstrap();
 
     let app = http::EdgeHttp {
-        mcp: crate::mcp::service(backend.clone(), run, cfg.mcp_sessions),
+        mcp: crate::mcp::service(backend.clone(), run.clone(), cfg.mcp_sessions),
+        run,
+        fast_path: !cfg.mcp_sessions,
         backend,
         domain: cfg.domain.to_ascii_lowercase(),
         max_body_bytes: cfg.max_body_bytes,
