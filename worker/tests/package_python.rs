@@ -354,3 +354,49 @@ print(json.dumps(len(_runtime._compiled)))
     );
     assert_eq!(run.json(), json!(1));
 }
+
+#[test]
+fn import_is_cheap_for_thirty_functions() {
+    let mut functions = Vec::new();
+    for i in 0..30 {
+        functions.push(package_support::function(
+            ["billing", "crm", "reports"][i % 3],
+            &format!("task-{i:02}"),
+            "Does one thing",
+            if i % 5 == 0 {
+                Language::TypeScript
+            } else {
+                Language::Python
+            },
+            1,
+            Some(r#"{"properties":{"a":{},"b":{}},"required":["a"]}"#),
+            "def main(input_data):\n    return input_data['a']\n",
+        ));
+    }
+    functions.sort_by(|a, b| (&a.0.service, &a.0.name).cmp(&(&b.0.service, &b.0.name)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        &generate(NAMESPACE, &functions, Language::Python),
+        dir.path(),
+    );
+    // The runner has json, asyncio and threading imported before the code runs.
+    let run = python(
+        dir.path(),
+        r#"
+import json, asyncio, threading, time
+t0 = time.perf_counter()
+import functions
+t1 = time.perf_counter()
+from functions import task_01
+task_01(a=1)
+t2 = time.perf_counter()
+task_01(a=2)
+t3 = time.perf_counter()
+print(json.dumps({"import_ms": (t1 - t0) * 1000, "first_call_ms": (t2 - t1) * 1000, "call_ms": (t3 - t2) * 1000}))
+"#,
+    );
+    let v = run.json();
+    eprintln!("python package timings: {v}");
+    // Loose bound (shared 2-core machine): a regression to seconds must fail.
+    assert!(v["import_ms"].as_f64().unwrap_or(f64::MAX) < 200.0, "{v}");
+}

@@ -9,6 +9,7 @@
 //! functions/<svc>.py           one module of wrappers per service
 //! functions/_runtime.py        wrappers, call log, search/describe, code loading (asset)
 //! functions/_bridge.py         cross-language / remote calls through the runner (asset)
+//! functions/_discover.py       search/describe, imported on first use (asset)
 //! functions/_catalog.json      the namespace's functions as data
 //! functions/_code/<svc>__<fn>.py   source of every Python function (current version)
 //! ```

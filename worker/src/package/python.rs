@@ -12,6 +12,8 @@ use super::catalogue::Catalogue;
 pub const RUNTIME: &str = include_str!("../../runners/pkg/python/_runtime.py");
 /// Calls through the runner (`functions/_bridge.py`).
 pub const BRIDGE: &str = include_str!("../../runners/pkg/python/_bridge.py");
+/// `search`/`describe`, imported on first use (`functions/_discover.py`).
+pub const DISCOVER: &str = include_str!("../../runners/pkg/python/_discover.py");
 
 /// Every file of the Python package, keyed by workspace-relative path.
 pub fn files(
@@ -22,6 +24,7 @@ pub fn files(
     files.insert("functions/__init__.py".to_owned(), init(catalogue));
     files.insert("functions/_runtime.py".to_owned(), RUNTIME.to_owned());
     files.insert("functions/_bridge.py".to_owned(), BRIDGE.to_owned());
+    files.insert("functions/_discover.py".to_owned(), DISCOVER.to_owned());
     files.insert("functions/_catalog.json".to_owned(), catalogue.to_json());
     for (service, ident) in &catalogue.services {
         let mut text = format!(

@@ -8,12 +8,11 @@ globals for every call, then its value is taken by the runner's order: `result`,
 other language goes through `_bridge` (the runner, then the worker).
 """
 
-import asyncio
 import builtins
 import json
 import os
-import threading
 import time
+import types
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -142,8 +141,11 @@ def _call_with(fn, *args):
 
 def _await(value):
     """The value of a coroutine; in a thread of its own when a loop is already running."""
-    if not asyncio.iscoroutine(value):
+    if not isinstance(value, types.CoroutineType):
         return value
+    import asyncio
+    import threading
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -209,83 +211,19 @@ def wrapper(key):
     return call
 
 
-def _score(entry, tokens):
-    score = 0
-    fields = (
-        (entry["ident"].lower(), entry["name"].lower()),
-        (entry["service_ident"].lower(), entry["service"].lower()),
-        (entry["description"].lower(),),
-    )
-    for token in tokens:
-        names, services, description = fields
-        if token in names:
-            s = 100
-        elif any(n.startswith(token) for n in names):
-            s = 60
-        elif any(token in n for n in names):
-            s = 40
-        elif any(token in n for n in services):
-            s = 20
-        elif token in description[0]:
-            s = 10
-        else:
-            return 0
-        score += s
-    return score
-
-
-def _summary(entry):
-    return {
-        "name": entry["call"],
-        "service": entry["service"],
-        "function": entry["name"],
-        "signature": entry["signature"],
-        "description": entry["description"],
-        "language": entry["language"],
-    }
-
-
 def search(query, limit=20):
     """Functions matching every word of `query` (case-insensitive) in their name, service
     or description, best first: [{name, service, function, signature, description,
     language}]. `name` is how to call it from the package."""
-    tokens = [t.replace("-", "_") for t in str(query).lower().split()]
-    if not tokens:
-        return [_summary(e) for e in _ENTRIES[:limit]]
-    scored = []
-    for e in _ENTRIES:
-        normalized = dict(e, ident=e["ident"], name=e["name"].replace("-", "_"),
-                          service=e["service"].replace("-", "_"))
-        s = _score(normalized, tokens)
-        if s:
-            scored.append((-s, e["key"], e))
-    scored.sort(key=lambda t: (t[0], t[1]))
-    return [_summary(e) for _, _, e in scored[:limit]]
+    from functions import _discover
 
-
-def _find(name):
-    wanted = str(name).strip().replace("-", "_")
-    exact = [e for e in _ENTRIES if wanted in (e["call"], e["key"])]
-    if exact:
-        return exact[0]
-    short = [e for e in _ENTRIES if e["ident"] == wanted]
-    if len(short) == 1:
-        return short[0]
-    if len(short) > 1:
-        options = ", ".join(e["key"] for e in short)
-        raise LookupError(f"{name!r} names several functions; use one of: {options}")
-    raise LookupError(
-        f"no function {name!r} in namespace {NAMESPACE}; try functions.search({str(name)!r})"
-    )
+    return _discover.search(_ENTRIES, query, limit)
 
 
 def describe(name):
     """Everything about one function (`hello`, `greetings.hello` or `greetings-svc.hello`):
-    {name, service, function, signature, description, input_schema, language, version}.
-    Raises LookupError for an unknown or ambiguous name."""
-    entry = _find(name)
-    out = _summary(entry)
-    out["qualified"] = entry["qualified"]
-    out["input_schema"] = entry["input_schema"]
-    out["version"] = entry["version"]
-    return out
+    {name, service, function, signature, description, qualified, input_schema, language,
+    version}. Raises LookupError for an unknown or ambiguous name."""
+    from functions import _discover
+
+    return _discover.describe(_ENTRIES, NAMESPACE, name)
