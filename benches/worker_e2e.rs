@@ -316,7 +316,9 @@ fn worker_bin(args: &Args) -> Res<PathBuf> {
     Ok(bin)
 }
 
-async fn warm(args: &Args, bin: &Path) -> Res<(Histogram<u64>, Value)> {
+/// Warm round trips, the worker-reported in-slot durations of the same executions, and
+/// the refill figures.
+async fn warm(args: &Args, bin: &Path) -> Res<(Histogram<u64>, Histogram<u64>, Value)> {
     let mut proc = WorkerProc::start(bin, args.pool)?;
     let client = connect(
         &proc.socket.clone(),
@@ -328,11 +330,13 @@ async fn warm(args: &Args, bin: &Path) -> Res<(Histogram<u64>, Value)> {
     wait_ready(&client, args.pool, Duration::from_secs(180)).await?;
     let want = if args.pace == "full" { args.pool } else { 1 };
     let mut h = histogram();
+    let mut in_slot = histogram();
     for i in 0..args.runs {
         wait_ready(&client, want, Duration::from_secs(60)).await?;
         let t = Instant::now();
         let r = client.execute(request(i)).await?;
         record(&mut h, t.elapsed());
+        record(&mut in_slot, Duration::from_micros(r.duration_us));
         check(&r).map_err(|e| format!("{e}\nworker log:\n{}", proc.log_tail()))?;
     }
     // Refill: empty the full pool at once, time until it is full again.
@@ -367,7 +371,7 @@ async fn warm(args: &Args, bin: &Path) -> Res<(Histogram<u64>, Value)> {
         "cores": cores,
         "all_rounds_slots_per_second": rates,
     });
-    Ok((h, refill))
+    Ok((h, in_slot, refill))
 }
 
 async fn fresh(args: &Args, bin: &Path) -> Res<Histogram<u64>> {
@@ -413,7 +417,7 @@ async fn run(args: Args) -> Res<()> {
         return Ok(());
     }
     let bin = worker_bin(&args)?;
-    let (warm_h, refill) = warm(&args, &bin).await?;
+    let (warm_h, in_slot_h, refill) = warm(&args, &bin).await?;
     let fresh_h = fresh(&args, &bin).await?;
     let ratio = fresh_h.value_at_quantile(0.5) as f64 / warm_h.value_at_quantile(0.5).max(1) as f64;
     let warm_label = format!("warm slot (pool {}, pace {})", args.pool, args.pace);
@@ -426,6 +430,7 @@ async fn run(args: Args) -> Res<()> {
             "language": "python",
             "protocol_floor": summary(&floor),
             "warm": summary(&warm_h),
+            "warm_in_slot_reported_by_worker": summary(&in_slot_h),
             "warm_pace": args.pace,
             "warm_pool": args.pool,
             "fresh": summary(&fresh_h),
@@ -444,6 +449,10 @@ async fn run(args: Args) -> Res<()> {
     );
     println!("{}", row("protocol only (no-op executor)", &floor));
     println!("{}", row(&warm_label, &warm_h));
+    println!(
+        "{}",
+        row("  of which in slot (worker-reported)", &in_slot_h)
+    );
     println!("{}", row("fresh jail (pool 0)", &fresh_h));
     println!("fresh / warm (p50): {ratio:.1}x");
     println!(
