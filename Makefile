@@ -12,6 +12,7 @@ SHELL := /bin/bash
 PREFIX ?= /opt/paddock
 TESTENV := $(PREFIX)/testenv
 CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 PYTEST_ARGS ?= -q --timeout=600 -p no:cacheprovider
 # nsjail from deploy/install-deps.sh, cargo from rustup.
 export PATH := $(PREFIX)/bin:$(HOME)/.cargo/bin:$(PATH)
@@ -37,8 +38,11 @@ build:
 	@$(CARGO) build --workspace --all-targets
 
 # Each suite runs even when an earlier one failed; the target fails at the end if any did.
+# The suites use the debug edge binary `build` just made (PADDOCK_EDGE_BIN), instead of each
+# test process running its own `cargo build -p paddock-edge`.
 test: deps build
-	@fail=""; \
+	@export PADDOCK_EDGE_BIN="$${PADDOCK_EDGE_BIN:-$(TARGET_DIR)/debug/paddock-edge}"; \
+	fail=""; \
 	$(MAKE) --no-print-directory test-rust || fail="$$fail test-rust"; \
 	$(MAKE) --no-print-directory test-benches || fail="$$fail test-benches"; \
 	$(MAKE) --no-print-directory check-packages || fail="$$fail check-packages"; \
