@@ -9,6 +9,11 @@
 //! sequence that touched it) and `meta` (applied sequence, stamp floor). One applier at a
 //! time holds the write lock; readers share the read lock, so a read never sees half a
 //! batch. Calls block on sled briefly (no flush); call [`Replica::flush`] on shutdown.
+//!
+//! Applied sequences are acknowledged before sled flushes them. A crash may therefore
+//! lose the tail of what was acknowledged; the replica reopens at an earlier (consistent)
+//! sequence and resubscribes from [`Replica::next_seq`], getting entries or a snapshot
+//! again. That is safe because the edge, not the replica, is the source of truth.
 
 mod keys;
 
@@ -183,6 +188,11 @@ impl Replica {
     /// The last applied sequence.
     pub fn applied_seq(&self) -> u64 {
         *self.applied.borrow()
+    }
+
+    /// The first sequence the replica lacks: subscribe to the edge from here.
+    pub fn next_seq(&self) -> u64 {
+        self.applied_seq().saturating_add(1)
     }
 
     /// A receiver that sees every new applied sequence.

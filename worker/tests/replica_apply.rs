@@ -5,6 +5,7 @@ mod replica_support;
 
 use std::time::Instant;
 
+use paddock_shared::model::ReplOp;
 use paddock_shared::replication::{Gap, Reply, Snapshot, State};
 use paddock_worker::replica::{Replica, SnapshotOutcome};
 use replica_support::*;
@@ -29,8 +30,8 @@ fn batches_apply_in_order_and_reopen_resumes_at_the_applied_seq() {
         assert_eq!(replica.snapshot().unwrap(), expected(&all, 50));
         replica.flush().unwrap();
     }
-    let replica = Replica::open(dir.path()).unwrap();
-    assert_eq!(replica.applied_seq(), 50);
+    let replica = reopen(dir.path());
+    assert_eq!((replica.applied_seq(), replica.next_seq()), (50, 51));
     assert_eq!(replica.snapshot().unwrap(), expected(&all, 50));
     // A resent overlap is skipped, the rest applied.
     let out = replica.apply_batch(&all[44..]).unwrap();
@@ -192,8 +193,6 @@ fn reads_serve_the_functions_package() {
     assert!(replica.namespace_functions("missing").unwrap().is_empty());
 }
 
-use paddock_shared::model::ReplOp;
-
 #[test]
 fn stamps_change_only_for_the_namespaces_an_entry_touches() {
     let dir = tempfile::tempdir().unwrap();
@@ -281,7 +280,7 @@ fn a_snapshot_replaces_stale_state_and_an_older_one_is_ignored() {
         );
         replica.flush().unwrap();
     }
-    let replica = Replica::open(dir.path()).unwrap();
+    let replica = reopen(dir.path());
     assert_eq!(replica.applied_seq(), 101);
     assert!(replica.namespace("x").unwrap().is_some());
     assert!(replica.namespace("dup").unwrap().is_none());

@@ -31,7 +31,7 @@ pub fn version(ns: &str, svc: &str, f: &str, v: u32) -> VersionRecord {
         function: f.into(),
         version: v,
         backend: "code_sandbox".into(),
-        language: if v % 2 == 0 {
+        language: if v.is_multiple_of(2) {
             Language::TypeScript
         } else {
             Language::Python
@@ -122,4 +122,21 @@ pub fn history(from: u64, to: u64) -> Vec<ReplEntry> {
             op: op_at(seq),
         })
         .collect()
+}
+
+/// Opens the replica at `path`, polling (up to 10 s) while the background I/O threads of
+/// a just-dropped instance in this process still hold sled's file lock.
+pub fn reopen(path: &std::path::Path) -> paddock_worker::replica::Replica {
+    use paddock_worker::replica::{Replica, ReplicaError};
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Replica::open(path) {
+            Ok(replica) => return replica,
+            Err(ReplicaError::Open { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("reopen {}: {e:?}", path.display()),
+        }
+    }
 }
