@@ -326,7 +326,9 @@ impl PoolSet {
         // (its pipe is broken before it saw the code) is replaced, a few times at most.
         for _ in 0..3 {
             let warm = pool.ready.lock().ok().and_then(|mut q| q.pop_front());
-            pool.wake.notify_one();
+            if warm.is_none() {
+                pool.wake.notify_one();
+            }
             let mut slot = match warm {
                 Some(s) => s,
                 None => {
@@ -353,6 +355,8 @@ impl PoolSet {
             self.inner
                 .tasks
                 .spawn(async move { slot.destroy(&cg).await });
+            // Refill after the run, so the new slot's fork/exec does not compete with it.
+            pool.wake.notify_one();
             match observed {
                 Ok(obs) => return outcome::build(&id, &obs),
                 Err(e) => {
