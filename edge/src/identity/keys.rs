@@ -1,6 +1,7 @@
 //! API keys: `pdk_` + 64 hex characters (256 random bits). Only HMAC-SHA256(pepper, key)
 //! is stored, so a check is one keyed hash and two sled reads — microseconds — instead of
-//! an Argon2 run per request.
+//! an Argon2 run per request. Measured by `control_tools::authentication_errors_…`
+//! (`-- --nocapture`): about 2 µs per check in a release build, about 100 µs in debug.
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
