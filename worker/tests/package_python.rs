@@ -400,3 +400,35 @@ print(json.dumps({"import_ms": (t1 - t0) * 1000, "first_call_ms": (t2 - t1) * 10
     // Loose bound (shared 2-core machine): a regression to seconds must fail.
     assert!(v["import_ms"].as_f64().unwrap_or(f64::MAX) < 200.0, "{v}");
 }
+
+#[test]
+fn a_runtime_pre_imported_by_the_runner_is_used() {
+    let dir = package_dir();
+    let copy = dir.path().join("runner-copy");
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    std::fs::write(copy.join("rt.py"), paddock_worker::package::PYTHON_RUNTIME)
+        .expect("write runtime copy");
+    let script = format!(
+        r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location({name:?}, "runner-copy/rt.py")
+pre = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(pre)
+sys.modules[{name:?}] = pre
+import functions
+from functions import hello, describe
+print(json.dumps({{
+    "same": functions._runtime is pre and sys.modules["functions._runtime"] is pre,
+    "hello": hello(name="W")["message"],
+    "calls": [c["name"] for c in functions._calls],
+    "describe": describe("hello")["signature"],
+}}))
+"#,
+        name = paddock_worker::package::PYTHON_RUNTIME_MODULE,
+    );
+    assert_eq!(
+        python(dir.path(), &script).json(),
+        json!({"same": true, "hello": "Hello, W!", "calls": ["greetings.hello"],
+               "describe": "hello(name, greeting=None)"})
+    );
+}

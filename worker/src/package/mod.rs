@@ -46,6 +46,12 @@ use sha2::{Digest, Sha256};
 
 pub use cache::PackageCache;
 pub use catalogue::{Catalogue, Entry, Param};
+/// Module name under which a warm Python runner may pre-import a copy of
+/// [`PYTHON_RUNTIME`]; `functions/__init__.py` then uses it instead of compiling
+/// `functions/_runtime.py` (saves most of the import cost). Optional.
+pub use python::PREIMPORT_NAME as PYTHON_RUNTIME_MODULE;
+/// The Python package runtime (`functions/_runtime.py`), identical in every package.
+pub use python::RUNTIME as PYTHON_RUNTIME;
 
 /// `target` of the `call` frame for a namespace function run in the other language.
 pub const CALL_TARGET_FUNCTION: &str = "function";

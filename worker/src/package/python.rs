@@ -15,6 +15,25 @@ pub const BRIDGE: &str = include_str!("../../runners/pkg/python/_bridge.py");
 /// `search`/`describe`, imported on first use (`functions/_discover.py`).
 pub const DISCOVER: &str = include_str!("../../runners/pkg/python/_discover.py");
 
+/// Start of `__init__.py` after the docstring: the runtime (pre-imported by a warm runner
+/// under [`PREIMPORT_NAME`], else this package's `_runtime.py`) loads the catalogue.
+const PRELUDE: &str = "
+import sys as _sys
+
+_pre = _sys.modules.get(\"_paddock_functions_runtime\")
+if _pre is None:
+    from functions import _runtime
+else:
+    _sys.modules[\"functions._runtime\"] = _runtime = _pre
+_runtime.load(__path__[0])
+
+from functions._runtime import FunctionCallError, _calls, describe, search
+";
+
+/// Module name under which a warm Python runner may pre-import [`RUNTIME`] (from its own
+/// copy) so that `import functions` skips compiling it; optional.
+pub const PREIMPORT_NAME: &str = "_paddock_functions_runtime";
+
 /// Every file of the Python package, keyed by workspace-relative path.
 pub fn files(
     catalogue: &Catalogue,
@@ -47,7 +66,7 @@ pub fn files(
 
 fn init(catalogue: &Catalogue) -> String {
     let mut out = py_docstring(&catalogue.text);
-    out.push_str("\nfrom functions._runtime import FunctionCallError, _calls, describe, search\n");
+    out.push_str(PRELUDE);
     let mut all: Vec<String> = ["FunctionCallError", "describe", "search"]
         .iter()
         .map(|s| (*s).to_owned())

@@ -1,6 +1,7 @@
 """Paddock functions package runtime: wrappers, call log, search/describe, code loading.
 
-Generated packages import this module; it reads `_catalog.json` next to it. A function
+Generated packages import this module and call `load(package_dir)`, which reads the
+package's `_catalog.json`. A function
 written in Python runs in-process: its source (`_code/<svc>__<fn>.py`, the version that
 was current when the package was generated) is compiled once and executed in fresh
 globals for every call, then its value is taken by the runner's order: `result`,
@@ -14,14 +15,27 @@ import os
 import time
 import types
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+#: Name under which a warm runner may pre-import this very module (from its own copy of
+#: the asset) so that `import functions` does not compile it again; `functions/__init__.py`
+#: uses it when present, else imports `functions/_runtime.py`.
+PREIMPORT_NAME = "_paddock_functions_runtime"
 
-with open(os.path.join(_HERE, "_catalog.json"), encoding="utf-8") as _f:
-    _CATALOG = json.load(_f)
+_HERE = None
+NAMESPACE = None
+_ENTRIES = []
+_BY_KEY = {}
 
-NAMESPACE = _CATALOG["namespace"]
-_ENTRIES = _CATALOG["functions"]
-_BY_KEY = {e["key"]: e for e in _ENTRIES}
+
+def load(package_dir):
+    """Reads `_catalog.json` of the package in `package_dir` (called by its __init__)."""
+    global _HERE, NAMESPACE, _ENTRIES, _BY_KEY
+    with open(os.path.join(package_dir, "_catalog.json"), encoding="utf-8") as f:
+        catalog = json.load(f)
+    _HERE = package_dir
+    NAMESPACE = catalog["namespace"]
+    _ENTRIES = catalog["functions"]
+    _BY_KEY = {e["key"]: e for e in _ENTRIES}
+
 
 #: Most calls kept in `_calls`; later ones are only counted in `_calls_dropped`.
 MAX_CALLS = 1000
