@@ -151,6 +151,7 @@ const functions = require("./functions");
   try { functions.describe("nope"); } catch (e) { unknown = e.message; }
   const out = {
     log: functions._calls.map((c) => [c.name, c.status, typeof c.duration_ms]),
+    runner_sees_log: globalThis.__paddock_package.calls === functions._calls,
     hello: functions.search("HELLO").map((r) => r.name),
     service: functions.search("ts-tools shout").map((r) => r.name),
     describe: functions.describe("ts-tools.add-async"),
@@ -170,6 +171,7 @@ const functions = require("./functions");
             ["ts-tools.add-async", "ok", "number"],
         ])
     );
+    assert_eq!(v["runner_sees_log"], json!(true));
     assert_eq!(v["hello"], json!(["hello", "hello_result", "hello_twice"]));
     assert_eq!(v["service"], json!(["shout", "shout_twice"]));
     assert_eq!(

@@ -17,22 +17,33 @@
 //! `_runtime.js`, `_bridge.js`, `_catalog.json` and `_code/<svc>__<fn>.js` (TypeScript
 //! already turned into CommonJS by [`crate::typescript::transform`]).
 //!
-//! # Runner contract (calls the package asks the runner to make)
-//! A function written in the other language (later: a remote MCP tool) is called through
-//! the runner, which forwards it to the worker as a slot-protocol `call` frame:
-//! - Python: `import _paddock; _paddock.call(target, args)` — blocking; returns the value
-//!   or raises `_paddock.CallError` whose first argument (or `type`/`message` attributes)
-//!   carries `{type, message}`.
-//! - JavaScript: `globalThis.__paddock_runtime.call(target, args)` → `Promise` of the value;
-//!   rejects with an object or `Error` having `type` and `message`.
+//! # Runner contract
+//! Calls the package cannot make in-process (a function written in the other language;
+//! later a remote MCP tool) go through the runner, which forwards them to the worker as a
+//! slot-protocol `call` frame `{type: "call", id, target, args}`:
+//! - Python: `import _paddock; _paddock.call(target, args)` — blocking; returns the
+//!   value or raises `_paddock.CallError` with `type`/`message` attributes (or the error
+//!   object `{type, message}` as its first argument). The wrapper re-raises it as
+//!   `functions.FunctionCallError(type, message)`.
+//! - JavaScript: `globalThis.__paddock_runtime.call(target, args)` — returns the value
+//!   (or a Promise of it) or throws/rejects with something carrying `type` and `message`.
+//!   Wrappers of bridged functions always hand user code a `Promise`, rejected with
+//!   `functions.FunctionCallError` (`.type`, `.errorMessage`).
 //!
 //! `target` is [`CALL_TARGET_FUNCTION`] and `args` is
 //! `{namespace, service, function, language, version, input}` (original names, `language`
-//! of the called function, `input` the function's `input_data`). The worker runs that
-//! version and answers `call_result {id, ok: true, value}` or
-//! `{id, ok: false, error: {type, message}}`. The package records each call in its own
-//! call log (`functions._calls`: `{name: "service.function", status: "ok" | error type,
-//! duration_ms}`), which the runner copies into the result's `calls`.
+//! of the called function, `version` the one this package lists, `input` the function's
+//! `input_data`). The worker runs that version in a slot of that language (with the same
+//! execution's limits) and answers `call_result {id, ok: true, value}` or
+//! `{id, ok: false, error: {type, message}}`.
+//!
+//! # Call log
+//! Every wrapper call (in-process or bridged) is recorded, in call order, as
+//! `{name: "service.function", status: "ok" | error type, duration_ms}` (at most 1000;
+//! more are counted in `_calls_dropped`). The runner copies it into the result's `calls`:
+//! Python `sys.modules["functions._runtime"]._calls` (when imported), JavaScript
+//! `globalThis.__paddock_package.calls`. The worker should not add a second record for a
+//! bridged `function` call.
 
 mod cache;
 mod catalogue;

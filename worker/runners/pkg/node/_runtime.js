@@ -269,6 +269,13 @@ function describe(name) {
   });
 }
 
+// Where the runner finds the call log to copy into the result's `calls`.
+Object.defineProperty(globalThis, "__paddock_package", {
+  value: Object.freeze({ namespace: NAMESPACE, calls: _calls, dropped: _callsDropped }),
+  configurable: true,
+  enumerable: false,
+});
+
 module.exports = {
   NAMESPACE,
   FunctionCallError,
