@@ -252,3 +252,38 @@ fn oversized_empty_code_and_unknown_profile_are_rejected_before_a_slot() {
     expect(&r, ExecStatus::Failed, Some(error_type::INVALID_CODE));
     healthy();
 }
+
+#[test]
+fn cancel_kills_the_slot_and_reports_canceled() {
+    use paddock_shared::exec::ExecutionRequest;
+    use paddock_worker::executor::Executor;
+    use tokio_util::sync::CancellationToken;
+    let s = &*sandbox_support::SANDBOX;
+    let cancel = CancellationToken::new();
+    let req = ExecutionRequest {
+        execution_id: "cancel-1".into(),
+        namespace: "tests".into(),
+        profile: "free".into(),
+        language: Language::Python,
+        code: "import time\nprint('started', flush=True)\ntime.sleep(60)".into(),
+        input_json: "{}".into(),
+        timeout_ms: None,
+    };
+    let started = std::time::Instant::now();
+    let r = s.rt.block_on(async {
+        let trigger = cancel.clone();
+        // The caller cancels 300 ms in (a timer driving the cancel, not a wait in the test).
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            trigger.cancel();
+        });
+        s.pools.execute(req, cancel).await
+    });
+    expect(&r, ExecStatus::Canceled, Some(error_type::CANCELED));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+    healthy();
+}
