@@ -543,6 +543,11 @@ def _restore_streams():
 
 def execute(frame, dry=False):
     global _current
+    try:
+        _deny_exec()
+    except OSError as e:
+        os.write(2, f"paddock runner: cannot stack the exec filter: {e}\n".encode())
+        _real_exit(3)  # fail closed: a slot without this layer never becomes ready
     ex = Execution(frame, dry)
     _current = ex
     code = frame.get("code")
@@ -604,6 +609,48 @@ def execute(frame, dry=False):
         )
         return
     ex.finish("completed", result=text)
+
+
+# --- second seccomp layer ------------------------------------------------------------
+# slot-init allows exactly one execve: the one whose filename pointer is its own string.
+# Native code reachable from Python (ctypes) could try to guess that address, so once the
+# interpreter is up the runner stacks a filter that denies execve/execveat outright
+# (and every syscall made through a foreign ABI: i386 `int 0x80` or x32 numbers).
+def _deny_exec():
+    import ctypes
+    import platform
+
+    if platform.machine() != "x86_64":
+        return  # the slot-init filter still applies; this layer is written for x86_64 only
+    eperm = 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
+    allow = 0x7FFF0000  # SECCOMP_RET_ALLOW
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JGE|K, RET|K
+    prog = [
+        (ld, 0, 0, 4),  # A = seccomp_data.arch
+        (jeq, 1, 0, 0xC000003E),  # AUDIT_ARCH_X86_64 ? skip the deny : deny
+        (ret, 0, 0, eperm),
+        (ld, 0, 0, 0),  # A = seccomp_data.nr
+        (jge, 3, 0, 0x40000000),  # x32 ABI numbers → deny
+        (jeq, 2, 0, 59),  # execve → deny
+        (jeq, 1, 0, 322),  # execveat → deny
+        (ret, 0, 0, allow),
+        (ret, 0, 0, eperm),
+    ]
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    filters = (SockFilter * len(prog))(*[SockFilter(*ins) for ins in prog])
+    fprog = SockFprog(len(prog), filters)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (already set inside the jail)
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if libc.prctl(22, 2, ctypes.cast(ctypes.pointer(fprog), ctypes.c_void_p), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
 
 
 _WARM_UP = {
