@@ -44,6 +44,41 @@ fn fork_bomb_is_refused() {
 }
 
 #[test]
+fn raw_execve_at_any_address_is_refused_by_the_runner_filter() {
+    // slot-init's exec-once rule compares the filename pointer; the Python runner's own
+    // filter must refuse execve whatever address the path sits at. Place the path in a
+    // fixed mapping and in heap memory, and call the raw syscalls (execve 59, execveat 322).
+    let code = r#"
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+addr = libc.mmap(0x10000000, 4096, 3, 0x22 | 0x10, -1, 0)
+ctypes.memmove(addr, b'/usr/bin/python3\0', 17)
+heap = ctypes.create_string_buffer(b'/usr/bin/python3')
+out = []
+for p in (addr, ctypes.addressof(heap)):
+    out.append([libc.syscall(59, ctypes.c_void_p(p), None, None), ctypes.get_errno()])
+    out.append([libc.syscall(322, -100, ctypes.c_void_p(p), None, None, 0), ctypes.get_errno()])
+result = out
+"#;
+    let r = py(code);
+    expect(&r, ExecStatus::Completed, None);
+    assert_eq!(
+        r.result_value(),
+        serde_json::json!([[-1, 1], [-1, 1], [-1, 1], [-1, 1]])
+    );
+    // The layer is there: nsjail's policy + slot-init's three (no-network tier) + the runner's.
+    let r = py(
+        "result = [l.split()[1] for l in open('/proc/self/status') if l.startswith('Seccomp_filters')]",
+    );
+    expect(&r, ExecStatus::Completed, None);
+    assert_eq!(r.result_value(), serde_json::json!(["5"]));
+    healthy();
+}
+
+#[test]
 fn thread_bomb_hits_the_pids_limit() {
     let r = py(
         "import threading, time\nts = [threading.Thread(target=time.sleep, args=(5,)) for _ in range(64)]\nfor t in ts: t.start()",

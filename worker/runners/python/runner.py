@@ -543,11 +543,6 @@ def _restore_streams():
 
 def execute(frame, dry=False):
     global _current
-    try:
-        _deny_exec()
-    except OSError as e:
-        os.write(2, f"paddock runner: cannot stack the exec filter: {e}\n".encode())
-        _real_exit(3)  # fail closed: a slot without this layer never becomes ready
     ex = Execution(frame, dry)
     _current = ex
     code = frame.get("code")
@@ -665,6 +660,11 @@ _WARM_UP = {
 
 def main():
     global _current
+    try:
+        _deny_exec()
+    except OSError as e:
+        os.write(2, f"paddock runner: cannot stack the exec filter: {e}\n".encode())
+        _real_exit(3)  # fail closed: a slot without this layer never becomes ready
     # One dry execution first: the real one then runs on warm caches and code paths.
     execute(_WARM_UP, dry=True)
     _current = None
