@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $name:ident = $value:literal, $text:literal, $status:literal; )*) => {
-        /// A stable, user-visible error code.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        /// A stable, user-visible error code. Serialized as its stable string form
+        /// ([`ErrorCode::as_str`]), so serde and the rendered bodies can never disagree.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[repr(u16)]
         pub enum ErrorCode {
             $( $(#[$doc])* $name = $value, )*
@@ -171,6 +171,20 @@ error_codes! {
     ApiKeyNotFound = 206, "API_KEY_NOT_FOUND", 404;
 }
 
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        ErrorCode::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error code {text:?}")))
+    }
+}
+
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -187,8 +201,16 @@ mod tests {
         let mut values = HashSet::new();
         let mut texts = HashSet::new();
         for code in ErrorCode::ALL {
-            assert!(values.insert(code.value()), "duplicate value {}", code.value());
-            assert!(texts.insert(code.as_str()), "duplicate text {}", code.as_str());
+            assert!(
+                values.insert(code.value()),
+                "duplicate value {}",
+                code.value()
+            );
+            assert!(
+                texts.insert(code.as_str()),
+                "duplicate text {}",
+                code.as_str()
+            );
             assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
             let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
