@@ -11,3 +11,5 @@ pub mod identity;
 pub mod rest;
 pub mod store;
 pub mod tools;
+pub mod quota;
+pub mod loadgen;

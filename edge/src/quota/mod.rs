@@ -1,0 +1,37 @@
+//! Limits at the edge (issue 5): monthly execution quota, per-minute execution and
+//! management rates, concurrent executions — a pure, lock-light core ([`Limiter`]) and a
+//! sled adapter that keeps the monthly counters durable ([`durable::UsageCounters`]).
+//!
+//! - [`config`]: the `[limits]` table and its defaults (named constants);
+//! - [`month`]: calendar months in UTC (the quota window);
+//! - [`gcra`]: the lock-free token bucket;
+//! - [`limiter`]: [`Limiter::admit`] → [`Admission`] guard | [`Rejection`];
+//! - [`rejection`]: the 429 data and the [`UsageReport`];
+//! - [`durable`]: counters in sled, loaded at start, flushed every interval and at shutdown.
+//!
+//! Bounds: within one edge process admission never lets an account exceed its monthly
+//! limit (the reservation is one compare-and-swap bounded by the limit). A kill -9 loses
+//! the executions admitted since the last flush, at most `flush_interval × admission rate`
+//! (1 s by default): an under-count, never a double count, because flushes write absolute
+//! values from memory, which started from the values on disk. One sled database belongs
+//! to one edge process (sled locks it), so there is no cross-process overshoot.
+
+pub mod config;
+pub mod durable;
+pub mod gcra;
+pub mod limiter;
+pub mod month;
+pub mod rejection;
+
+pub use config::{LimitTable, LimitsConfig, TierLimits};
+pub use durable::{USAGE_TREE, UsageCounters};
+pub use limiter::{Admission, Limiter};
+pub use month::Month;
+pub use rejection::{LimitKind, Rejection, UsageReport};
+
+/// Now, unix milliseconds (the clock the adapters pass to the pure core).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
