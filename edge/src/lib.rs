@@ -12,4 +12,3 @@ pub mod rest;
 pub mod store;
 pub mod tools;
 pub mod quota;
-pub mod loadgen;
