@@ -143,6 +143,23 @@ function sendFrame(obj) {
   }
 }
 
+// The functions package's call log (`globalThis.__paddock_package.calls`), if it was loaded.
+function packageCalls() {
+  const out = [];
+  try {
+    const pkg = globalThis.__paddock_package;
+    const log = pkg && pkg.calls;
+    if (!Array.isArray(log)) return out;
+    for (const c of log.slice(0, 1000)) {
+      if (!c || typeof c !== 'object') continue;
+      out.push({ name: String(c.name), status: String(c.status), duration_ms: Number(c.duration_ms) || 0 });
+    }
+  } catch {
+    // user code may have tampered with the log
+  }
+  return out;
+}
+
 // A `call` answered with `ok: false`; `type` and `message` come from its `error` object.
 class CallError extends Error {
   constructor(error) {
@@ -291,6 +308,7 @@ class Execution {
       truncated: { result: !!resultTruncated, stdout: this.stdout.truncated, stderr: this.stderr.truncated },
       cpu_ms: Math.round((cpu.user + cpu.system) / 1000),
       peak_rss_bytes: peak,
+      calls: packageCalls(),
     };
     if (this.dry) JSON.stringify(frame);
     else sendFrame(frame);

@@ -421,8 +421,30 @@ class Execution:
                 },
                 "cpu_ms": cpu_ms,
                 "peak_rss_bytes": usage.ru_maxrss * 1024,
+                "calls": _package_calls(),
             }
         )
+
+
+def _package_calls():
+    """The functions package's call log (`functions._runtime._calls`), if it was imported."""
+    rt = sys.modules.get("functions._runtime")
+    log = getattr(rt, "_calls", None) if rt is not None else None
+    if not isinstance(log, list):
+        return []
+    out = []
+    for c in log[:1000]:
+        try:
+            out.append(
+                {
+                    "name": str(c["name"]),
+                    "status": str(c["status"]),
+                    "duration_ms": float(c.get("duration_ms") or 0),
+                }
+            )
+        except Exception:  # noqa: BLE001  (user code may have tampered with the log)
+            continue
+    return out
 
 
 def _cpu_seconds():

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use paddock_shared::exec::{
-    ExecError, ExecStatus, ExecutionResult, MAX_RESULT_BYTES, MAX_STDERR_BYTES, MAX_STDOUT_BYTES,
-    Truncation, Usage, error_type,
+    CallRecord, ExecError, ExecStatus, ExecutionResult, MAX_RESULT_BYTES, MAX_STDERR_BYTES,
+    MAX_STDOUT_BYTES, Truncation, Usage, error_type,
 };
 use serde_json::Value;
 
@@ -130,6 +130,46 @@ fn err(kind: &str, message: String) -> Option<ExecError> {
     })
 }
 
+/// Most call records kept from a runner's `calls` (the package's own cap).
+pub const MAX_CALL_RECORDS: usize = 1000;
+/// Longest call name kept (longer ones are cut).
+const MAX_CALL_NAME: usize = 256;
+
+/// The runner's `calls` (`[{name, status, duration_ms}]`, copied from the functions
+/// package's call log) as records; malformed entries are skipped, at most
+/// [`MAX_CALL_RECORDS`] kept. Sizes are not known to the package (`bytes` = 0).
+pub fn calls(v: &Value) -> Vec<CallRecord> {
+    let Some(list) = v.get("calls").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|c| {
+            let mut name = c.get("name")?.as_str()?.to_owned();
+            let mut status = c.get("status")?.as_str()?.to_owned();
+            cut(&mut name);
+            cut(&mut status);
+            let ms = c.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0);
+            Some(CallRecord {
+                name,
+                status,
+                duration_us: (ms.max(0.0) * 1000.0) as u64,
+                bytes: 0,
+            })
+        })
+        .take(MAX_CALL_RECORDS)
+        .collect()
+}
+
+fn cut(s: &mut String) {
+    if s.len() > MAX_CALL_NAME {
+        let mut at = MAX_CALL_NAME;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+}
+
 /// Builds the execution result from an observed run.
 pub fn build(execution_id: &str, obs: &Observed) -> ExecutionResult {
     let outcome = classify(obs);
@@ -156,6 +196,7 @@ pub fn build(execution_id: &str, obs: &Observed) -> ExecutionResult {
             };
             r.result_json = v.get("result").and_then(Value::as_str).map(str::to_owned);
             r.stdout = text(v, "stdout");
+            r.calls = calls(v);
             r.stderr = text(v, "stderr");
             if let Some(t) = v.get("truncated") {
                 let flag = |k: &str| t.get(k).and_then(Value::as_bool).unwrap_or(false);
@@ -304,6 +345,29 @@ mod tests {
             memory_mb: 128,
             pids: 16,
         }
+    }
+
+    #[test]
+    fn call_log_is_mapped() {
+        let v = json!({"type": "result", "status": "completed", "result": "1", "calls": [
+            {"name": "tools.hello", "status": "ok", "duration_ms": 1.5},
+            {"name": 3, "status": "ok"},
+            {"name": "tools.shout", "status": "TypeError", "duration_ms": -1},
+        ]});
+        let r = build("e", &obs(Ended::Result(v)));
+        let got: Vec<(&str, &str, u64, u64)> = r
+            .calls
+            .iter()
+            .map(|c| (c.name.as_str(), c.status.as_str(), c.duration_us, c.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("tools.hello", "ok", 1500, 0),
+                ("tools.shout", "TypeError", 0, 0)
+            ]
+        );
+        assert!(calls(&json!({"calls": "x"})).is_empty());
     }
 
     #[test]

@@ -17,6 +17,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::calls;
+use super::namespace::{NamespaceSource, Namespaces};
 use super::outcome;
 use super::slot::{Job, Slot};
 use crate::cgroup::Cgroups;
@@ -63,6 +65,16 @@ struct Inner {
     stopping: AtomicBool,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    namespaces: Namespaces,
+}
+
+/// Where an execution sits in a chain of function calls: depth 0 is the caller's
+/// execution, each call through the worker one more.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Nesting {
+    pub depth: u32,
+    /// The execute frame's `context` (a called function's namespace, service, …).
+    pub context: Option<Value>,
 }
 
 /// The pools of one worker (cheap to clone).
@@ -122,6 +134,7 @@ impl PoolSet {
             stopping: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            namespaces: Namespaces::new(),
         });
         for pool in inner.pools.values() {
             if pool.target > 0 {
@@ -130,6 +143,27 @@ impl PoolSet {
             }
         }
         PoolSet { inner }
+    }
+
+    /// The same pools with `source` for namespaces' functions (see
+    /// [`PoolSet::set_namespace_source`]).
+    pub fn with_namespace_source(self, source: Arc<dyn NamespaceSource>) -> PoolSet {
+        self.set_namespace_source(source);
+        self
+    }
+
+    /// Sets where executions with a `namespace` get its functions: their code then finds
+    /// the `functions` package in its workspace (when it mentions `functions`), and calls
+    /// to functions through the worker are served. Without a source, no package is sent
+    /// and calls are answered `NotSupported`. Returns false (and keeps the old source)
+    /// when one was already set.
+    pub fn set_namespace_source(&self, source: Arc<dyn NamespaceSource>) -> bool {
+        self.inner.namespaces.set(source)
+    }
+
+    /// The namespace source, if one is set.
+    pub fn namespace_source(&self) -> Option<Arc<dyn NamespaceSource>> {
+        self.inner.namespaces.source().cloned()
     }
 
     /// Waits until every pool holds its target of ready slots, or `timeout` passes.
@@ -303,11 +337,47 @@ impl PoolSet {
         Ok((pool, code, input, timeout_ms))
     }
 
-    async fn run(&self, req: ExecutionRequest, cancel: CancellationToken) -> ExecutionResult {
+    /// Runs `req` at `nesting` (boxed: a call made by the code runs here again).
+    pub(super) fn run_at(
+        &self,
+        req: ExecutionRequest,
+        cancel: CancellationToken,
+        nesting: Nesting,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ExecutionResult> + Send + '_>> {
+        Box::pin(self.run(req, cancel, nesting))
+    }
+
+    async fn run(
+        &self,
+        req: ExecutionRequest,
+        cancel: CancellationToken,
+        nesting: Nesting,
+    ) -> ExecutionResult {
         let id = req.execution_id.clone();
         let (pool, code, input, timeout_ms) = match self.prepare(&req) {
             Ok(p) => p,
             Err(r) => return *r,
+        };
+        // The package only when the code can refer to it (cheap test, warm path intact).
+        let with_namespace = !req.namespace.is_empty();
+        let package = if with_namespace && req.code.contains(crate::package::PACKAGE_DIR) {
+            match self.inner.namespaces.package(&req.namespace, req.language) {
+                Ok(p) => p,
+                Err(e) => {
+                    return failed(
+                        &id,
+                        error_type::SANDBOX_FAILURE,
+                        format!("the functions package could not be built: {e}"),
+                    );
+                }
+            }
+        } else {
+            None
+        };
+        let call_handler = if with_namespace {
+            calls::for_execution(self, &req, nesting.depth)
+        } else {
+            None
         };
         if self.inner.stopping.load(Ordering::SeqCst) {
             return failed(
@@ -321,6 +391,9 @@ impl PoolSet {
             code: &code,
             input: &input,
             timeout: Duration::from_millis(timeout_ms),
+            files: package.as_deref().map(|p| &p.files),
+            context: nesting.context.as_ref(),
+            calls: call_handler,
         };
         // A warm slot when there is one, else a fresh one; a slot that died while waiting
         // (its pipe is broken before it saw the code) is replaced, a few times at most.
@@ -440,7 +513,7 @@ impl Executor for PoolSet {
         cancel: CancellationToken,
     ) -> ExecutionResult {
         self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
-        let r = self.run(request, cancel).await;
+        let r = self.run(request, cancel, Nesting::default()).await;
         self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.inner.executions_total.fetch_add(1, Ordering::Relaxed);
         r

@@ -1,6 +1,7 @@
 //! One slot: a jailed runner started ahead of time in its own cgroup, past interpreter
 //! start-up and blocked on its pipe; it serves exactly one execution and is destroyed.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use tokio::io::{AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::sync::CancellationToken;
 
+use super::calls::{CallHandler, call_reply, not_supported};
 use super::frame::{FrameError, read_frame, write_frame};
 use super::outcome::{Ended, Observed};
 use crate::cgroup::{CgroupError, Cgroups, Limits, SlotCgroup};
@@ -58,12 +60,28 @@ pub struct Slot {
 }
 
 /// The parameters of one execution on a slot.
-#[derive(Debug)]
 pub struct Job<'a> {
     pub execution_id: &'a str,
     pub code: &'a str,
     pub input: &'a Value,
     pub timeout: Duration,
+    /// The execute frame's `files` (the functions package), if any.
+    pub files: Option<&'a BTreeMap<String, String>>,
+    /// The execute frame's `context` (`execution_id` is added when missing).
+    pub context: Option<&'a Value>,
+    /// Who answers the runner's `call` frames; `None` answers every call `NotSupported`.
+    pub calls: Option<Arc<dyn CallHandler>>,
+}
+
+impl std::fmt::Debug for Job<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("execution_id", &self.execution_id)
+            .field("timeout", &self.timeout)
+            .field("files", &self.files.map(BTreeMap::len))
+            .field("calls", &self.calls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Slot {
@@ -174,7 +192,8 @@ impl Slot {
         Err(failure)
     }
 
-    /// Runs one execution: sends `execute`, answers `call` frames (not supported yet), waits
+    /// Runs one execution: sends `execute`, answers `call` frames (through `job.calls`,
+    /// concurrently with the timeout and cancel), waits
     /// for `result` until the timeout or a cancel, killing the slot's cgroup when it has to.
     /// Returns what was observed; the slot is then only good for [`Slot::destroy`].
     ///
@@ -190,30 +209,58 @@ impl Slot {
         let cpu_base_ns = cgroups.cpu_ns(&self.cgroup);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + job.timeout;
+        let mut context = match job.context {
+            Some(Value::Object(m)) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        context
+            .entry("execution_id")
+            .or_insert_with(|| Value::String(job.execution_id.to_owned()));
         let frame = json!({
             "type": "execute",
             "execution_id": job.execution_id,
             "code": job.code,
             "input": job.input,
             "timeout_ms": job.timeout.as_millis() as u64,
-            "files": {},
-            "context": {"execution_id": job.execution_id},
+            "files": job.files.map_or_else(|| json!({}), |f| json!(f)),
+            "context": context,
         });
         write_frame(&mut self.stdin, &frame).await?;
+        // Calls under way (nested executions); they get a child of the cancel token, which
+        // is canceled when this run ends, and are left to finish their own cleanup.
+        let call_cancel = cancel.child_token();
+        let mut pending: tokio::task::JoinSet<Value> = tokio::task::JoinSet::new();
         let ended = loop {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break Ended::Canceled,
                 () = tokio::time::sleep_until(deadline) => break Ended::Timeout,
+                Some(done) = pending.join_next(), if !pending.is_empty() => {
+                    let Ok(reply) = done else { continue };
+                    if write_frame(&mut self.stdin, &reply).await.is_err() {
+                        break Ended::Eof;
+                    }
+                }
                 f = read_frame(&mut self.stdout) => match f {
                     Ok(Some(v)) => match v.get("type").and_then(Value::as_str) {
                         Some("result") => break Ended::Result(v),
                         Some("call") => {
-                            let reply = json!({"type": "call_result", "id": v.get("id").cloned().unwrap_or(Value::Null),
-                                "ok": false, "error": {"type": "NotSupported",
-                                "message": "calls from sandboxed code are not supported yet"}});
-                            if write_frame(&mut self.stdin, &reply).await.is_err() {
-                                break Ended::Eof;
+                            let id = v.get("id").cloned().unwrap_or(Value::Null);
+                            match &job.calls {
+                                Some(h) => {
+                                    let target = v.get("target").and_then(Value::as_str).unwrap_or_default().to_owned();
+                                    let args = v.get("args").cloned().unwrap_or(Value::Null);
+                                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                                    let fut = h.call(&target, args, remaining, call_cancel.clone());
+                                    pending.spawn(async move { call_reply(id, fut.await) });
+                                }
+                                None => {
+                                    let reply = call_reply(id, Err(not_supported(
+                                        "calls from sandboxed code are not available for this execution")));
+                                    if write_frame(&mut self.stdin, &reply).await.is_err() {
+                                        break Ended::Eof;
+                                    }
+                                }
                             }
                         }
                         Some(other) => break Ended::Protocol(format!("unexpected `{other}` frame")),
@@ -224,6 +271,8 @@ impl Slot {
                 },
             }
         };
+        call_cancel.cancel();
+        pending.detach_all();
         let duration = started.elapsed();
         let mut exit_code = None;
         match &ended {

@@ -197,6 +197,16 @@ function wrapper(key) {
   return fn;
 }
 
+/**
+ * Calls `service.function` (original names) with `input` as its arguments (tool mode:
+ * the worker's generated snippet calls this).
+ */
+function callByName(service, fn, input) {
+  const entry = ENTRIES.find((e) => e.service === service && e.name === fn);
+  if (!entry) throw new Error(`no function ${service}.${fn} in namespace ${NAMESPACE}`);
+  return wrapper(entry.key)(Object.assign({}, input || {}));
+}
+
 function score(entry, tokens) {
   const names = [entry.ident.toLowerCase(), entry.name.replace(/-/g, "_").toLowerCase()];
   const services = [entry.service_ident.toLowerCase(), entry.service.replace(/-/g, "_").toLowerCase()];
@@ -282,6 +292,7 @@ module.exports = {
   _calls,
   _callsDropped,
   wrapper,
+  callByName,
   search,
   describe,
 };

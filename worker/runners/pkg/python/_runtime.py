@@ -225,6 +225,15 @@ def wrapper(key):
     return call
 
 
+def call_by_name(service, function, input_data):
+    """Calls `service.function` (original names) with `input_data` as its arguments
+    (tool mode: the worker's generated snippet calls this)."""
+    for e in _ENTRIES:
+        if e["service"] == service and e["name"] == function:
+            return wrapper(e["key"])(dict(input_data or {}))
+    raise LookupError(f"no function {service}.{function} in namespace {NAMESPACE}")
+
+
 def search(query, limit=20):
     """Functions matching every word of `query` (case-insensitive) in their name, service
     or description, best first: [{name, service, function, signature, description,

@@ -1,0 +1,326 @@
+//! `call` frames from sandboxed code: the [`CallHandler`] seam a slot uses to answer them,
+//! and [`FunctionCalls`], which runs a namespace function (usually one written in the
+//! other language) as a nested execution on the same pools.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use paddock_shared::exec::{ExecStatus, ExecutionRequest, ExecutionResult, error_type};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::pool::{Nesting, PoolSet};
+use crate::package::{CALL_TARGET_FUNCTION, CALL_TARGET_MCP};
+
+/// Deepest nesting of function calls through the worker (the top execution is depth 0).
+/// Stops call loops (`a` calls `b` calls `a` …) long before they exhaust the pools.
+pub const MAX_CALL_DEPTH: u32 = 3;
+
+/// `error.type` of a call answered without running anything.
+pub mod call_error {
+    /// The target is not available (e.g. remote MCP tools before issue 6).
+    pub const NOT_SUPPORTED: &str = "NotSupported";
+    /// The code asked for a function of another namespace.
+    pub const NAMESPACE_DENIED: &str = "NamespaceDenied";
+    /// Function calls nested deeper than [`super::MAX_CALL_DEPTH`].
+    pub const DEPTH_EXCEEDED: &str = "CallDepthExceeded";
+    /// The function or version does not exist (any more).
+    pub const NOT_FOUND: &str = "FunctionNotFound";
+    /// The `args` of the call frame are malformed.
+    pub const BAD_CALL: &str = "InvalidCall";
+    /// The worker could not run the call.
+    pub const FAILED: &str = "CallFailed";
+}
+
+/// A call that failed: `error: {type, message}` of the `call_result` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFailure {
+    pub error_type: String,
+    pub message: String,
+}
+
+impl CallFailure {
+    /// A failure of type `kind`.
+    pub fn new(kind: &str, message: impl Into<String>) -> CallFailure {
+        CallFailure {
+            error_type: kind.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A `NotSupported` failure.
+pub fn not_supported(message: impl Into<String>) -> CallFailure {
+    CallFailure::new(call_error::NOT_SUPPORTED, message)
+}
+
+/// The `call_result` frame answering call `id`.
+pub fn call_reply(id: Value, outcome: Result<Value, CallFailure>) -> Value {
+    match outcome {
+        Ok(value) => json!({"type": "call_result", "id": id, "ok": true, "value": value}),
+        Err(e) => json!({"type": "call_result", "id": id, "ok": false,
+            "error": {"type": e.error_type, "message": e.message}}),
+    }
+}
+
+/// The answer to one call, computed off the slot's read loop.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallFailure>> + Send + 'static>>;
+
+/// Answers the `call` frames of one execution.
+pub trait CallHandler: Send + Sync {
+    /// Makes the call `target(args)`; `remaining` is what is left of the execution's wall
+    /// time, `cancel` fires when the execution ends (or is canceled) first.
+    fn call(
+        &self,
+        target: &str,
+        args: Value,
+        remaining: Duration,
+        cancel: CancellationToken,
+    ) -> CallFuture;
+}
+
+fn ready(outcome: Result<Value, CallFailure>) -> CallFuture {
+    Box::pin(std::future::ready(outcome))
+}
+
+/// Function calls of one execution at `depth`, run as nested executions in `namespace`
+/// with the same `profile` on the same pools.
+#[derive(Debug)]
+pub(super) struct FunctionCalls {
+    pub set: PoolSet,
+    pub namespace: String,
+    pub profile: String,
+    pub execution_id: String,
+    pub depth: u32,
+    pub seq: AtomicU64,
+}
+
+/// The `args` of a `function` call.
+struct FunctionCall {
+    namespace: String,
+    service: String,
+    function: String,
+    version: u32,
+    input: Value,
+}
+
+fn parse(args: &Value) -> Result<FunctionCall, CallFailure> {
+    let text = |k: &str| {
+        args.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                CallFailure::new(
+                    call_error::BAD_CALL,
+                    format!("the function call has no `{k}` text"),
+                )
+            })
+    };
+    let version = args
+        .get("version")
+        .and_then(Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| {
+            CallFailure::new(
+                call_error::BAD_CALL,
+                "the function call has no `version` number",
+            )
+        })?;
+    Ok(FunctionCall {
+        namespace: text("namespace")?,
+        service: text("service")?,
+        function: text("function")?,
+        version,
+        input: match args.get("input") {
+            None | Some(Value::Null) => json!({}),
+            Some(v) => v.clone(),
+        },
+    })
+}
+
+/// The callee's result as the caller sees it. A callee that failed because one of *its*
+/// calls failed (`FunctionCallError: Type: message`) passes the innermost type on, so a
+/// depth error stays a depth error all the way up.
+fn answer(r: &ExecutionResult) -> Result<Value, CallFailure> {
+    if r.status == ExecStatus::Completed {
+        return Ok(r.result_value());
+    }
+    let (mut kind, mut message) = r.error.as_ref().map_or_else(
+        || (error_type::SANDBOX_FAILURE.to_owned(), String::new()),
+        |e| (e.error_type.clone(), e.message.clone()),
+    );
+    while kind == "FunctionCallError" {
+        let Some((k, m)) = message.split_once(": ") else {
+            break;
+        };
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            break;
+        }
+        (kind, message) = (k.to_owned(), m.to_owned());
+    }
+    Err(CallFailure::new(&kind, message))
+}
+
+impl CallHandler for FunctionCalls {
+    fn call(
+        &self,
+        target: &str,
+        args: Value,
+        remaining: Duration,
+        cancel: CancellationToken,
+    ) -> CallFuture {
+        match target {
+            CALL_TARGET_FUNCTION => {}
+            CALL_TARGET_MCP => {
+                return ready(Err(not_supported(
+                    "calls to remote MCP tools are not supported yet (remote MCP servers come with issue 6)",
+                )));
+            }
+            other => {
+                return ready(Err(not_supported(format!(
+                    "unknown call target {other:?}; the sandbox can call \"function\""
+                ))));
+            }
+        }
+        let call = match parse(&args) {
+            Ok(c) => c,
+            Err(e) => return ready(Err(e)),
+        };
+        let name = format!("{}.{}", call.service, call.function);
+        if call.namespace != self.namespace {
+            return ready(Err(CallFailure::new(
+                call_error::NAMESPACE_DENIED,
+                format!(
+                    "code of namespace {:?} cannot call {name} of namespace {:?}",
+                    self.namespace, call.namespace
+                ),
+            )));
+        }
+        if self.depth >= MAX_CALL_DEPTH {
+            return ready(Err(CallFailure::new(
+                call_error::DEPTH_EXCEEDED,
+                format!(
+                    "calling {name} would nest function calls deeper than {MAX_CALL_DEPTH} levels; \
+                     functions probably call each other in a loop"
+                ),
+            )));
+        }
+        let Some(source) = self.set.namespace_source() else {
+            return ready(Err(not_supported(
+                "this worker has no namespace source to load functions from",
+            )));
+        };
+        let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let execution_id = format!("{}.call{n}", self.execution_id);
+        let (set, profile, depth) = (self.set.clone(), self.profile.clone(), self.depth + 1);
+        Box::pin(async move {
+            let version = source
+                .version(&call.namespace, &call.service, &call.function, call.version)
+                .map_err(|e| CallFailure::new(call_error::FAILED, e.to_string()))?
+                .ok_or_else(|| {
+                    CallFailure::new(
+                        call_error::NOT_FOUND,
+                        format!(
+                            "{name} version {} does not exist in namespace {:?}",
+                            call.version, call.namespace
+                        ),
+                    )
+                })?;
+            let timeout_ms = remaining.as_millis() as u64;
+            if timeout_ms == 0 {
+                return Err(CallFailure::new(
+                    error_type::TIMEOUT,
+                    format!("no time left to call {name}"),
+                ));
+            }
+            let req = ExecutionRequest {
+                execution_id,
+                namespace: call.namespace.clone(),
+                profile,
+                language: version.language,
+                code: version.code,
+                input_json: call.input.to_string(),
+                timeout_ms: Some(timeout_ms),
+            };
+            let context = json!({
+                "namespace": call.namespace,
+                "service": call.service,
+                "function": call.function,
+                "version": call.version,
+            });
+            let r = set
+                .run_at(
+                    req,
+                    cancel,
+                    Nesting {
+                        depth,
+                        context: Some(context),
+                    },
+                )
+                .await;
+            answer(&r)
+        })
+    }
+}
+
+/// A handler for one execution at `nesting`, or `None` when the pools have no source.
+pub(super) fn for_execution(
+    set: &PoolSet,
+    req: &ExecutionRequest,
+    depth: u32,
+) -> Option<Arc<dyn CallHandler>> {
+    set.namespace_source()?;
+    Some(Arc::new(FunctionCalls {
+        set: set.clone(),
+        namespace: req.namespace.clone(),
+        profile: req.profile.clone(),
+        execution_id: req.execution_id.clone(),
+        depth,
+        seq: AtomicU64::new(0),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_failures_keep_the_innermost_type() {
+        let mut r = ExecutionResult::failed(
+            "e",
+            ExecStatus::Failed,
+            "FunctionCallError",
+            "FunctionCallError: CallDepthExceeded: too deep",
+        );
+        assert_eq!(
+            answer(&r),
+            Err(CallFailure::new("CallDepthExceeded", "too deep"))
+        );
+        r.error = None;
+        assert_eq!(
+            answer(&r).map_err(|e| e.error_type),
+            Err("SandboxFailure".into())
+        );
+        let mut ok = ExecutionResult::failed("e", ExecStatus::Completed, "x", "");
+        ok.result_json = Some("[1]".into());
+        assert_eq!(answer(&ok), Ok(json!([1])));
+        let reply = call_reply(json!(7), Err(not_supported("no")));
+        assert_eq!(reply["error"]["type"], "NotSupported");
+        assert_eq!(reply["id"], 7);
+    }
+
+    #[test]
+    fn call_args_are_checked() {
+        let e = parse(&json!({"namespace": "n", "service": "s", "function": "f"}))
+            .err()
+            .map(|e| e.error_type);
+        assert_eq!(e.as_deref(), Some(call_error::BAD_CALL));
+        let c = parse(&json!({"namespace": "n", "service": "s", "function": "f", "version": 2}))
+            .ok()
+            .map(|c| (c.version, c.input));
+        assert_eq!(c, Some((2, json!({}))));
+    }
+}
