@@ -4,7 +4,9 @@
 # Starts a release `paddock-edge` on a temporary data dir, then drives stateless JSON-RPC
 # POSTs (the admin key, HTTP/1.1 keep-alive, TLS 1.3) with wrk and reports requests/s and
 # latency percentiles. As a baseline in the same run it also measures GET /v1/health/live
-# (TLS + routing + pingora only, no auth, no MCP), so the MCP/auth cost is visible.
+# (TLS + routing + pingora only, no auth, no MCP), and the same tools/list forced through
+# rmcp's stateless service (a `cursor` param, which the edge's fast path leaves to rmcp),
+# so the cost of each layer is visible.
 #
 # Usage: benches/edge_tools_list.sh [duration_s=10] [connections=32] [wrk_threads=1]
 # Needs: wrk (Debian package `wrk`), a release build (cargo build --release -p paddock-edge).
@@ -47,6 +49,7 @@ done = function(summary, latency, requests)
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 LUA
+sed 's/"method":"tools\/list"}/"method":"tools\/list","params":{"cursor":null}}/' "$WORK/post.lua" > "$WORK/post_rmcp.lua"
 cat > "$WORK/get.lua" <<'LUA'
 done = function(summary, latency, requests)
   io.write(string.format("RESULT requests=%d errors=%d rps=%.0f p50_ms=%.3f p99_ms=%.3f\n",
@@ -57,5 +60,6 @@ LUA
 
 echo "paddock-edge $(basename "$BIN") on $(nproc) cores; wrk -t$THREADS -c$CONNS -d${DUR}s; tools/list = $TOOLS tools, $BYTES bytes"
 wrk -t"$THREADS" -c"$CONNS" -d2s -s "$WORK/post.lua" "$URL" >/dev/null   # warm-up
-echo -n "baseline GET /v1/health/live:   "; wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" -s "$WORK/get.lua" "https://127.0.0.1:$PORT/v1/health/live" | grep RESULT
-echo -n "MCP tools/list (auth + rmcp):   "; wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" -s "$WORK/post.lua" "$URL" | grep RESULT
+echo -n "baseline GET /v1/health/live:    "; wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" -s "$WORK/get.lua" "https://127.0.0.1:$PORT/v1/health/live" | grep RESULT
+echo -n "MCP tools/list via rmcp service: "; wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" -s "$WORK/post_rmcp.lua" "$URL" | grep RESULT
+echo -n "MCP tools/list (edge fast path): "; wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" -s "$WORK/post.lua" "$URL" | grep RESULT

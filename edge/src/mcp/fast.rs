@@ -73,8 +73,18 @@ pub fn tools_list_id(headers: &http::HeaderMap, body: &[u8]) -> Option<Value> {
 pub fn tools_list_body(id: Value, tools: Vec<Tool>) -> Vec<u8> {
     let mut result = ListToolsResult::with_all_items(tools);
     result.result_type = None;
-    let response = serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": result });
-    serde_json::to_vec(&response).unwrap_or_default()
+    // Written directly (no intermediate `Value` tree): this is the hot path.
+    let mut out = Vec::with_capacity(8 * 1024);
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    let written = serde_json::to_writer(&mut out, &id).and_then(|()| {
+        out.extend_from_slice(br#","result":"#);
+        serde_json::to_writer(&mut out, &result)
+    });
+    if written.is_err() {
+        return br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"cannot render tools/list"}}"#.to_vec();
+    }
+    out.push(b'}');
+    out
 }
 
 #[cfg(test)]
@@ -152,4 +162,65 @@ mod tests {
             ]}})
         );
     }
+}
+
+/// How long a rendered create-endpoint tool list is reused.
+pub const CREATE_TOOLS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most cached tool lists (the cache is cleared when full).
+pub const CREATE_TOOLS_CACHE_MAX: usize = 4096;
+
+type CacheKey = (bool, Vec<crate::app::Scope>, String);
+
+/// Rendered `tools` arrays of the create endpoint, per (admin, scopes, namespace), kept
+/// for [`CREATE_TOOLS_TTL`]. Building the schemas and serialising them was most of the
+/// remaining CPU of tools/list; create tools are defined in code, so a list at most one
+/// second old is exact. Never used for the run endpoint (its tools follow the
+/// namespace's functions, which must be visible at once).
+#[derive(Default)]
+pub struct CreateToolsCache {
+    entries:
+        std::sync::Mutex<std::collections::HashMap<CacheKey, (std::time::Instant, bytes::Bytes)>>,
+}
+
+impl CreateToolsCache {
+    /// The rendered `ListToolsResult` for this caller, from the cache or `build`.
+    pub fn get_or_render(
+        &self,
+        p: &crate::app::Principal,
+        ns: &str,
+        build: impl FnOnce() -> Vec<Tool>,
+    ) -> bytes::Bytes {
+        let key = (p.is_admin, p.scopes.clone(), ns.to_owned());
+        let now = std::time::Instant::now();
+        if let Ok(map) = self.entries.lock()
+            && let Some((at, bytes)) = map.get(&key)
+            && now.duration_since(*at) < CREATE_TOOLS_TTL
+        {
+            return bytes.clone();
+        }
+        let mut result = ListToolsResult::with_all_items(build());
+        result.result_type = None;
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&result).unwrap_or_default());
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= CREATE_TOOLS_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(key, (now, bytes.clone()));
+        }
+        bytes
+    }
+}
+
+/// A JSON-RPC response around an already rendered result.
+pub fn response_with_result(id: &Value, result: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(result.len() + 48);
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    if serde_json::to_writer(&mut out, id).is_err() {
+        out.truncate(0);
+        out.extend_from_slice(br#"{"jsonrpc":"2.0","id":null"#);
+    }
+    out.extend_from_slice(br#","result":"#);
+    out.extend_from_slice(result);
+    out.push(b'}');
+    out
 }

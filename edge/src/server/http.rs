@@ -35,6 +35,8 @@ pub struct EdgeHttp {
     pub run: Arc<dyn RunTools>,
     /// Answer stateless legacy `tools/list` directly (see `mcp::fast`); off with sessions.
     pub fast_path: bool,
+    /// Rendered create-endpoint tool lists (fast path only).
+    pub create_tools: fast::CreateToolsCache,
     pub domain: String,
     pub max_body_bytes: u64,
 }
@@ -239,16 +241,27 @@ impl EdgeHttp {
             && p.method == http::Method::POST
             && let Some(id) = fast::tools_list_id(&p.headers, &body)
         {
-            let defs = match endpoint {
-                Endpoint::Create => Some(self.backend.create_tools(&principal, &namespace)),
-                Endpoint::Run => self.run.list(&principal, &namespace, &run_mode).await.ok(),
+            let body = match endpoint {
+                Endpoint::Create => {
+                    let result = self.create_tools.get_or_render(&principal, &namespace, || {
+                        let defs = self.backend.create_tools(&principal, &namespace);
+                        defs.into_iter().map(to_tool).collect()
+                    });
+                    Some(fast::response_with_result(&id, &result))
+                }
+                Endpoint::Run => match self.run.list(&principal, &namespace, &run_mode).await {
+                    Ok(defs) => Some(fast::tools_list_body(
+                        id,
+                        defs.into_iter().map(to_tool).collect(),
+                    )),
+                    Err(_) => None,
+                },
             };
-            if let Some(defs) = defs {
-                let tools = defs.into_iter().map(to_tool).collect();
+            if let Some(body) = body {
                 return Ok(Reply {
                     status: 200,
                     headers: vec![("content-type".into(), "application/json".into())],
-                    body: Body::Full(Bytes::from(fast::tools_list_body(id, tools))),
+                    body: Body::Full(Bytes::from(body)),
                     close: false,
                 });
             }

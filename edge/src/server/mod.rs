@@ -112,6 +112,7 @@ pub fn prepare(
         mcp: crate::mcp::service(backend.clone(), run.clone(), cfg.mcp_sessions),
         run,
         fast_path: !cfg.mcp_sessions,
+        create_tools: crate::mcp::fast::CreateToolsCache::default(),
         backend,
         domain: cfg.domain.to_ascii_lowercase(),
         max_body_bytes: cfg.max_body_bytes,
