@@ -12,3 +12,4 @@ pub mod rest;
 pub mod store;
 pub mod tools;
 pub mod quota;
+pub mod loadgen;

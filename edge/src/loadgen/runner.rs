@@ -1,0 +1,212 @@
+//! The load engine: `concurrency` worker tasks take request tickets from one counter.
+//! Open loop (`--rate`): ticket `i` is due at `start + i/rate` and its latency is measured
+//! from that intended time, so a slow server cannot hide queueing (no coordinated
+//! omission). Closed loop: each worker sends back to back. Tickets due before the warm-up
+//! ends are sent but not measured; the run stops at the duration or count bound, at the
+//! hard cap, or when cancelled (Ctrl-C), and the recorders are merged into a report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{self, ClientError, Outcome};
+use super::options::{MAX_DURATION, Plan};
+use super::report::{Recorder, Report, RunInfo};
+
+struct Shared {
+    plan: Arc<Plan>,
+    client: reqwest::Client,
+    start: Instant,
+    measure_start: Instant,
+    deadline: Instant,
+    ticket: AtomicU64,
+    measured_issued: AtomicU64,
+    done_ok: AtomicU64,
+    done_err: AtomicU64,
+    warm_done: AtomicU64,
+    cancel: CancellationToken,
+    http_version: OnceLock<String>,
+}
+
+struct WorkerResult {
+    rec: Recorder,
+    last_end: Option<Instant>,
+}
+
+async fn worker(sh: Arc<Shared>, session: Option<String>) -> WorkerResult {
+    let plan = &sh.plan;
+    let mut rec = Recorder::new();
+    let mut last_end = None;
+    loop {
+        if sh.cancel.is_cancelled() {
+            break;
+        }
+        let ticket = sh.ticket.fetch_add(1, Ordering::Relaxed);
+        let intended = match plan.rate {
+            Some(r) => sh.start + Duration::from_secs_f64(ticket as f64 / r),
+            None => Instant::now(),
+        };
+        if intended >= sh.deadline {
+            break;
+        }
+        let measured = intended >= sh.measure_start;
+        if measured
+            && let Some(n) = plan.requests
+            && sh.measured_issued.fetch_add(1, Ordering::Relaxed) >= n
+        {
+            break;
+        }
+        if plan.rate.is_some() {
+            tokio::select! {
+                () = tokio::time::sleep_until(intended) => {}
+                () = sh.cancel.cancelled() => break,
+            }
+        }
+        let step = &plan.scenario.steps()[plan.scenario.pick(ticket)].0;
+        let send = client::send(&sh.client, plan, session.as_deref(), step.body(ticket + 1));
+        let (outcome, version) = tokio::select! {
+            r = send => r,
+            () = sh.cancel.cancelled() => break,
+        };
+        let end = Instant::now();
+        if let Some(v) = version {
+            let _ = sh.http_version.get_or_init(|| format!("{v:?}"));
+        }
+        if measured {
+            rec.record(step.kind(), end - intended, &outcome);
+            let counter = if outcome == Outcome::Ok {
+                &sh.done_ok
+            } else {
+                &sh.done_err
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            last_end = Some(end);
+        } else {
+            sh.warm_done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    WorkerResult { rec, last_end }
+}
+
+fn progress_bar(plan: &Plan, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let (len, template) = match (plan.requests, plan.duration) {
+        (Some(n), _) => (n, "{bar:30} {pos}/{len} requests  {msg}"),
+        (None, d) => (
+            d.unwrap_or(MAX_DURATION).as_millis() as u64,
+            "{bar:30} {elapsed}  {msg}",
+        ),
+    };
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        pb.set_style(style);
+    }
+    pb
+}
+
+async fn show_progress(sh: Arc<Shared>, pb: ProgressBar) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let (mut prev_n, mut prev_t) = (0u64, Instant::now());
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let ok = sh.done_ok.load(Ordering::Relaxed);
+        let err = sh.done_err.load(Ordering::Relaxed);
+        let n = ok + err;
+        let dt = (now - prev_t).as_secs_f64();
+        let rps = if dt > 0.0 {
+            (n - prev_n) as f64 / dt
+        } else {
+            0.0
+        };
+        (prev_n, prev_t) = (n, now);
+        if now < sh.measure_start {
+            let warm = sh.warm_done.load(Ordering::Relaxed);
+            pb.set_message(format!("warm-up: {warm} requests"));
+            continue;
+        }
+        match sh.plan.requests {
+            Some(_) => pb.set_position(n),
+            None => pb.set_position((now - sh.measure_start).as_millis() as u64),
+        }
+        pb.set_message(format!("{rps:.0} req/s  {ok} ok  {err} errors"));
+    }
+}
+
+/// Runs a validated plan to its end (or until `cancel`) and returns the report.
+///
+/// # Errors
+/// The client cannot be built, or a session cannot be opened (with `--session`).
+pub async fn run(
+    plan: Plan,
+    cancel: CancellationToken,
+    show_progress_bar: bool,
+) -> Result<Report, ClientError> {
+    let plan = Arc::new(plan);
+    let client = client::build(&plan)?;
+    let mut sessions = Vec::new();
+    if plan.session {
+        let opened = futures::future::join_all(
+            (0..plan.concurrency).map(|_| client::open_session(&client, &plan)),
+        )
+        .await;
+        for s in opened {
+            sessions.push(s?);
+        }
+    }
+    let start = Instant::now();
+    let measure_start = start + plan.warmup;
+    let deadline = measure_start + plan.duration.unwrap_or(MAX_DURATION);
+    let sh = Arc::new(Shared {
+        plan: plan.clone(),
+        client: client.clone(),
+        start,
+        measure_start,
+        deadline,
+        ticket: AtomicU64::new(0),
+        measured_issued: AtomicU64::new(0),
+        done_ok: AtomicU64::new(0),
+        done_err: AtomicU64::new(0),
+        warm_done: AtomicU64::new(0),
+        cancel: cancel.clone(),
+        http_version: OnceLock::new(),
+    });
+    let pb = progress_bar(&plan, show_progress_bar);
+    let ticker = tokio::spawn(show_progress(sh.clone(), pb.clone()));
+    let handles: Vec<_> = (0..plan.concurrency)
+        .map(|i| tokio::spawn(worker(sh.clone(), sessions.get(i).cloned())))
+        .collect();
+    let mut rec = Recorder::new();
+    let mut last_end: Option<Instant> = None;
+    for h in handles {
+        if let Ok(w) = h.await {
+            rec.merge(&w.rec);
+            last_end = last_end.max(w.last_end);
+        }
+    }
+    ticker.abort();
+    pb.finish_and_clear();
+    for sid in &sessions {
+        client::close_session(&client, &plan, sid).await;
+    }
+    let end = last_end.unwrap_or_else(Instant::now);
+    let info = RunInfo {
+        target: plan.url.to_string(),
+        endpoint: plan.endpoint.clone(),
+        scenario: plan.scenario.label(),
+        rate: plan.rate,
+        concurrency: plan.concurrency,
+        session: plan.session,
+        http_version: sh.http_version.get().cloned(),
+        warmup_requests: sh.warm_done.load(Ordering::Relaxed),
+        elapsed: end.saturating_duration_since(measure_start),
+        interrupted: cancel.is_cancelled(),
+    };
+    Ok(Report::new(&rec, info))
+}
