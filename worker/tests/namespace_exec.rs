@@ -133,6 +133,13 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             "result = 1\n",
         ),
         put(
+            "tools",
+            "spin",
+            TypeScript,
+            1,
+            "export default function () {\n  for (;;) {}\n}\n",
+        ),
+        put(
             "loop",
             "ping",
             Python,
@@ -153,6 +160,10 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
 });
 
 fn run(language: Language, code: &str, input: Value) -> ExecutionResult {
+    run_for(language, code, input, 9000)
+}
+
+fn run_for(language: Language, code: &str, input: Value, timeout_ms: u64) -> ExecutionResult {
     let _ = &*FIXTURE;
     let s = &*SANDBOX;
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -166,7 +177,7 @@ fn run(language: Language, code: &str, input: Value) -> ExecutionResult {
         language,
         code: code.into(),
         input_json: input.to_string(),
-        timeout_ms: Some(9000),
+        timeout_ms: Some(timeout_ms),
     };
     s.rt.block_on(s.pools.execute(req, CancellationToken::new()))
 }
@@ -340,4 +351,22 @@ fn other_targets_and_namespaces_are_refused_and_plain_code_gets_no_package() {
     );
     assert_eq!(completed(&r), json!(false));
     assert!(r.calls.is_empty());
+}
+
+#[test]
+fn a_caller_timeout_stops_the_nested_call() {
+    let started = std::time::Instant::now();
+    let r = run_for(
+        Language::Python,
+        "from functions import spin\nresult = spin()\n",
+        json!({}),
+        1500,
+    );
+    expect(&r, ExecStatus::Timeout, Some("TimeoutError"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    sandbox_support::next_is_healthy(Language::TypeScript);
 }
