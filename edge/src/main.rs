@@ -2,6 +2,7 @@
 //!
 //! `paddock-edge serve [--config FILE] [--data-dir DIR] [--listen ADDR] [--domain DOMAIN]
 //! [--http-listen ADDR] [--log-format text|json] [--check-config]`
+//! `paddock-edge bench [SCENARIO] --url URL …`: the load generator ([`paddock_edge::loadgen`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ struct Cli {
 enum Command {
     /// Serve MCP and REST over TLS until SIGTERM (graceful) or SIGINT.
     Serve(ServeArgs),
+    /// Load-test one MCP endpoint (tools/list, execute, a tool call or a mix); see `bench --help`.
+    Bench(paddock_edge::loadgen::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,7 +78,10 @@ fn init_logs(format: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Bench(args) => return paddock_edge::loadgen::main(args),
+    };
     let overrides = Overrides {
         data_dir: args.data_dir,
         listen: args.listen,
