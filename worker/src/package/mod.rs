@@ -36,6 +36,14 @@
 //! `input_data`). The worker runs that version in a slot of that language (with the same
 //! execution's limits) and answers `call_result {id, ok: true, value}` or
 //! `{id, ok: false, error: {type, message}}`.
+//! That worker side is `crate::slots::calls` (nested executions on the same pools, at
+//! most `MAX_CALL_DEPTH` deep); the pools get the package from a
+//! `crate::slots::NamespaceSource` (the replica) through a [`PackageCache`].
+//!
+//! # Tool mode
+//! [`tool_call_code`] is the code of a tool-mode call: it runs `service.function` with the
+//! execution's `input_data` through the package (`_runtime.call_by_name` /
+//! `_runtime.js` `callByName`), so the call lands in the call log like any other.
 //!
 //! # Call log
 //! Every wrapper call (in-process or bridged) is recorded, in call order, as
