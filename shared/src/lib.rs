@@ -9,5 +9,6 @@ pub mod model;
 pub mod names;
 pub mod protocol;
 pub mod replication;
+pub mod snippet;
 
 pub use error::ErrorCode;
