@@ -35,7 +35,7 @@ enum Command {
     /// Serve MCP and REST over TLS until SIGTERM (graceful) or SIGINT.
     Serve(ServeArgs),
     /// Load-test one MCP endpoint (tools/list, execute, a tool call or a mix); see `bench --help`.
-    Bench(paddock_edge::loadgen::BenchArgs),
+    Bench(Box<paddock_edge::loadgen::BenchArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Command::Serve(args) => args,
-        Command::Bench(args) => return paddock_edge::loadgen::main(args),
+        Command::Bench(args) => return paddock_edge::loadgen::main(*args),
     };
     let overrides = Overrides {
         data_dir: args.data_dir,

@@ -226,10 +226,10 @@ fn message(sse: bool, body: &[u8]) -> Option<Value> {
     }
     let text = std::str::from_utf8(body).ok()?;
     text.lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("data:"))
         .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .filter(|v| v.get("result").is_some() || v.get("error").is_some())
-        .last()
+        .find(|v| v.get("result").is_some() || v.get("error").is_some())
 }
 
 /// Maps one HTTP answer to an [`Outcome`].
