@@ -505,6 +505,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 last_error = Some(format!("worker reported {code}: {message}"));
             }
             FromWorker::Welcome(_) => return "worker sent a second Welcome".to_owned(),
+            FromWorker::Join { .. }
+            | FromWorker::Ack { .. }
+            | FromWorker::NeedFrom { .. }
+            | FromWorker::Ping { .. } => {
+                return "worker sent an edge-link frame on a direct connection".to_owned();
+            }
         }
     }
 }

@@ -570,6 +570,20 @@ impl<E: Executor> Conn<E> {
                 ToWorker::Ping { nonce } => {
                     let _ = self.tx.send(FromWorker::Pong { nonce }).await;
                 }
+                ToWorker::Pong { .. } => {}
+                ToWorker::Replicate { .. }
+                | ToWorker::Snapshot { .. }
+                | ToWorker::ExecuteV2 { .. } => {
+                    // Edge-link frames (v2) belong on the link the worker dials (link.rs).
+                    warn!(peer = %self.peer, reason = "edge-link frame on a direct connection", "closing connection");
+                    let _ = self
+                        .tx
+                        .send(conn_error(
+                            "replication and ExecuteV2 frames are only accepted on the edge link",
+                        ))
+                        .await;
+                    break;
+                }
                 ToWorker::Hello(_) => {
                     warn!(peer = %self.peer, reason = "second Hello", "closing connection");
                     let _ = self

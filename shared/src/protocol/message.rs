@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::FrameKind;
 use crate::error::ErrorCode;
 use crate::exec::{ExecutionRequest, ExecutionResult, WorkerStats};
-use crate::model::Language;
+use crate::model::{Language, ReplEntry};
+use crate::replication::SnapshotPart;
 
 /// A message type that travels in frames of one [`FrameKind`].
 pub trait Message: Serialize + DeserializeOwned + std::fmt::Debug + Send + 'static {
@@ -61,6 +62,20 @@ pub enum ToWorker {
     StatsRequest,
     /// Liveness probe; answered by [`FromWorker::Pong`] with the same nonce.
     Ping { nonce: u64 },
+    /// v2 (edge link): replication log entries in sequence order, answered by
+    /// [`FromWorker::Ack`] (or [`FromWorker::NeedFrom`] when they skip entries).
+    Replicate { entries: Vec<ReplEntry> },
+    /// v2: one part of a snapshot of the replicated state. With `reset` the worker
+    /// installs it unconditionally (its replica diverged from the edge's log).
+    Snapshot { part: SnapshotPart, reset: bool },
+    /// v2: run one execution once the worker has applied the replication log up to
+    /// `min_seq` (read-your-writes); answered like [`ToWorker::Execute`].
+    ExecuteV2 {
+        request: ExecutionRequest,
+        min_seq: u64,
+    },
+    /// v2: answer to [`FromWorker::Ping`].
+    Pong { nonce: u64 },
 }
 
 impl Message for ToWorker {
@@ -87,6 +102,20 @@ pub enum FromWorker {
         code: ErrorCode,
         message: String,
     },
+    /// v2 (edge link): the first frame of a worker dialing the edge. The edge answers
+    /// [`ToWorker::Hello`], or an `Error` and closes (bad token, bad version). `from_seq`
+    /// is the first replication sequence the worker lacks.
+    Join {
+        join_token: String,
+        from_seq: u64,
+        welcome: Welcome,
+    },
+    /// v2: the worker has durably applied the replication log up to `applied_seq`.
+    Ack { applied_seq: u64 },
+    /// v2: a batch skipped entries; resend from `seq`.
+    NeedFrom { seq: u64 },
+    /// v2: liveness probe from the worker; answered by [`ToWorker::Pong`].
+    Ping { nonce: u64 },
 }
 
 impl Message for FromWorker {

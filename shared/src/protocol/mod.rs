@@ -25,8 +25,15 @@
 //! The first frame each way is the handshake: the dialing edge (or client) sends
 //! [`ToWorker::Hello`], the worker answers [`FromWorker::Welcome`]. A version the worker
 //! does not speak is answered with [`FromWorker::Error`] (`PROTOCOL_ERROR`) and the
-//! connection is closed. When the worker dials the edge (issue 4) the worker speaks
-//! first with `Welcome`, the edge answers `Hello`; the enums stay the same.
+//! connection is closed. When the worker dials the edge (version 2, the edge link) the
+//! worker speaks first with [`FromWorker::Join`] (join token, first missing replication
+//! sequence, its `Welcome`), the edge answers `Hello`; the enums stay the same.
+//!
+//! # Version 2 (edge link)
+//!
+//! Appended variants: `ToWorker::{Replicate, Snapshot, ExecuteV2, Pong}` and
+//! `FromWorker::{Join, Ack, NeedFrom, Ping}`. Version-1 variants encode exactly as before
+//! (only the header's version byte says which version the sender speaks).
 //!
 //! # Versioning
 //!
@@ -55,7 +62,7 @@ pub use message::{FromWorker, Hello, Message, ToWorker, Welcome};
 /// The three magic bytes that open every frame.
 pub const MAGIC: [u8; 3] = *b"PDK";
 /// The protocol version this build speaks (and writes into every frame it sends).
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// The oldest protocol version this build still accepts.
 pub const MIN_VERSION: u8 = 1;
 /// Size of the fixed frame header, in bytes.

@@ -10,7 +10,8 @@ use crate::exec::{
     CallRecord, ExecError, ExecStatus, ExecutionRequest, ExecutionResult, PoolStats, Truncation,
     Usage, WorkerStats,
 };
-use crate::model::Language;
+use crate::model::{Language, ReplEntry, ReplOp};
+use crate::replication::{Snapshot, SnapshotPart};
 
 const CAP: usize = DEFAULT_MAX_FRAME_LEN;
 
@@ -88,6 +89,64 @@ fn to_worker_samples() -> Vec<ToWorker> {
     ]
 }
 
+fn entry() -> ReplEntry {
+    ReplEntry {
+        seq: 3,
+        op: ReplOp::DeleteFunction {
+            namespace: "ns".into(),
+            service: "s".into(),
+            name: "f".into(),
+        },
+    }
+}
+
+/// The variants added in version 2 (edge link).
+fn to_worker_v2_samples() -> Vec<ToWorker> {
+    vec![
+        ToWorker::Replicate {
+            entries: vec![entry()],
+        },
+        ToWorker::Snapshot {
+            part: SnapshotPart {
+                seq: 3,
+                index: 0,
+                count: 1,
+                records: Snapshot {
+                    seq: 3,
+                    ..Snapshot::default()
+                },
+            },
+            reset: false,
+        },
+        ToWorker::ExecuteV2 {
+            request: request(),
+            min_seq: 3,
+        },
+        ToWorker::Pong { nonce: 7 },
+    ]
+}
+
+fn from_worker_v2_samples() -> Vec<FromWorker> {
+    vec![
+        FromWorker::Join {
+            join_token: "t".into(),
+            from_seq: 4,
+            welcome: Welcome {
+                version: 2,
+                worker_id: "w1".into(),
+                capacity: 8,
+                max_in_flight: 64,
+                max_frame_len: 1024,
+                profiles: vec!["free".into()],
+                languages: vec![Language::Python],
+            },
+        },
+        FromWorker::Ack { applied_seq: 3 },
+        FromWorker::NeedFrom { seq: 2 },
+        FromWorker::Ping { nonce: 7 },
+    ]
+}
+
 fn from_worker_samples() -> Vec<FromWorker> {
     vec![
         FromWorker::Welcome(Welcome {
@@ -116,6 +175,14 @@ fn encode<T: Message>(msg: &T) -> BytesMut {
     buf
 }
 
+/// A frame as a peer speaking `version` sends it (the golden frames of the version-1
+/// variants were recorded by version-1 peers and must still decode the same).
+fn encode_as<T: Message>(version: u8, msg: &T) -> BytesMut {
+    let mut buf = BytesMut::new();
+    encode_frame_as(version, msg, &mut buf, CAP).expect("encode");
+    buf
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -129,7 +196,10 @@ fn header(version: u8, kind: u8, flags: u8, len: u32) -> Vec<u8> {
 
 #[test]
 fn every_variant_round_trips() {
-    for msg in to_worker_samples() {
+    for msg in to_worker_samples()
+        .into_iter()
+        .chain(to_worker_v2_samples())
+    {
         let mut buf = encode(&msg);
         assert_eq!(
             decode_frame::<ToWorker>(&mut buf, CAP).expect("decode"),
@@ -137,7 +207,10 @@ fn every_variant_round_trips() {
         );
         assert!(buf.is_empty());
     }
-    for msg in from_worker_samples() {
+    for msg in from_worker_samples()
+        .into_iter()
+        .chain(from_worker_v2_samples())
+    {
         let mut buf = encode(&msg);
         assert_eq!(
             decode_frame::<FromWorker>(&mut buf, CAP).expect("decode"),
@@ -202,7 +275,7 @@ fn bad_version_is_refused() {
     assert_eq!(
         err.to_string(),
         format!(
-            "unsupported protocol version {} (this side speaks 1..=1)",
+            "unsupported protocol version {} (this side speaks 1..=2)",
             VERSION + 1
         )
     );
@@ -396,7 +469,24 @@ fn golden_bytes_per_variant() {
         GOLDEN_PING,
     ];
     for (msg, golden) in to_worker_samples().iter().zip(to_worker) {
-        assert_eq!(hex(&encode(msg)), golden, "encoding of {msg:?} changed");
+        assert_eq!(
+            hex(&encode_as(1, msg)),
+            golden,
+            "encoding of {msg:?} changed"
+        );
+    }
+    let to_worker_v2 = [
+        GOLDEN_REPLICATE,
+        GOLDEN_SNAPSHOT,
+        GOLDEN_EXECUTE_V2,
+        GOLDEN_TO_WORKER_PONG,
+    ];
+    for (msg, golden) in to_worker_v2_samples().iter().zip(to_worker_v2) {
+        assert_eq!(
+            hex(&encode_as(2, msg)),
+            golden,
+            "encoding of {msg:?} changed"
+        );
     }
     let from_worker = [
         GOLDEN_WELCOME,
@@ -406,7 +496,24 @@ fn golden_bytes_per_variant() {
         GOLDEN_ERROR,
     ];
     for (msg, golden) in from_worker_samples().iter().zip(from_worker) {
-        assert_eq!(hex(&encode(msg)), golden, "encoding of {msg:?} changed");
+        assert_eq!(
+            hex(&encode_as(1, msg)),
+            golden,
+            "encoding of {msg:?} changed"
+        );
+    }
+    let from_worker_v2 = [
+        GOLDEN_JOIN,
+        GOLDEN_ACK,
+        GOLDEN_NEED_FROM,
+        GOLDEN_FROM_WORKER_PING,
+    ];
+    for (msg, golden) in from_worker_v2_samples().iter().zip(from_worker_v2) {
+        assert_eq!(
+            hex(&encode_as(2, msg)),
+            golden,
+            "encoding of {msg:?} changed"
+        );
     }
 }
 
@@ -418,6 +525,12 @@ fn print_golden_bytes() {
     }
     for m in from_worker_samples() {
         println!("{m:?}\n{}", hex(&encode(&m)));
+    }
+    for m in to_worker_v2_samples() {
+        println!("{m:?}\n{}", hex(&encode_as(2, &m)));
+    }
+    for m in from_worker_v2_samples() {
+        println!("{m:?}\n{}", hex(&encode_as(2, &m)));
     }
 }
 
@@ -432,3 +545,12 @@ const GOLDEN_RESULT: &str = "50444b0102000000003201026531010101320368690a00010a5
 const GOLDEN_STATS: &str = "50444b0102000000000f020102010466726565010403010a00";
 const GOLDEN_PONG: &str = "50444b010200000000020307";
 const GOLDEN_ERROR: &str = "50444b0102000000000b0401026531fbfa01026e6f";
+const GOLDEN_REPLICATE: &str = "50444b0201000000000b05010304026e7301730166";
+const GOLDEN_SNAPSHOT: &str = "50444b0201000000000a06030001030000000000";
+const GOLDEN_EXECUTE_V2: &str =
+    "50444b0201000000002407026531026e730466726565000e726573756c74203d2031202b2031027b7d01fbf40103";
+const GOLDEN_TO_WORKER_PONG: &str = "50444b020100000000020807";
+const GOLDEN_JOIN: &str = "50444b0202000000001505017404020277310840fb00040104667265650100";
+const GOLDEN_ACK: &str = "50444b020200000000020603";
+const GOLDEN_NEED_FROM: &str = "50444b020200000000020702";
+const GOLDEN_FROM_WORKER_PING: &str = "50444b020200000000020807";
