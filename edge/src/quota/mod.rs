@@ -7,7 +7,8 @@
 //! - [`gcra`]: the lock-free token bucket;
 //! - [`limiter`]: [`Limiter::admit`] → [`Admission`] guard | [`Rejection`];
 //! - [`rejection`]: the 429 data and the [`UsageReport`];
-//! - [`durable`]: counters in sled, loaded at start, flushed every interval and at shutdown.
+//! - [`durable`]: counters in sled, loaded at start, flushed every interval and at shutdown;
+//! - [`charge`]: what an MCP request body costs (executions, management calls, free).
 //!
 //! Bounds: within one edge process admission never lets an account exceed its monthly
 //! limit (the reservation is one compare-and-swap bounded by the limit). A kill -9 loses
@@ -16,6 +17,7 @@
 //! values from memory, which started from the values on disk. One sled database belongs
 //! to one edge process (sled locks it), so there is no cross-process overshoot.
 
+pub mod charge;
 pub mod config;
 pub mod durable;
 pub mod gcra;
@@ -23,6 +25,7 @@ pub mod limiter;
 pub mod month;
 pub mod rejection;
 
+pub use charge::{Charge, charge, get_usage_tool, is_mutating_create_tool};
 pub use config::{LimitTable, LimitsConfig, TierLimits};
 pub use durable::{USAGE_TREE, UsageCounters};
 pub use limiter::{Admission, Limiter};
