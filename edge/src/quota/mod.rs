@@ -16,6 +16,24 @@
 //! (1 s by default): an under-count, never a double count, because flushes write absolute
 //! values from memory, which started from the values on disk. One sled database belongs
 //! to one edge process (sled locks it), so there is no cross-process overshoot.
+//!
+//! # Wiring (request path)
+//! 1. Start-up (`App::open`): `let table = cfg.limits.table()?` (report the problems with
+//!    the config's others), `let limiter = Arc::new(Limiter::new(table))`,
+//!    `UsageCounters::open_in(&db, limiter, cfg.limits.flush_interval(), now_ms())` on the
+//!    store's `sled::Db` (tree [`USAGE_TREE`]); keep it in `App`. Shutdown (`App::shutdown`):
+//!    `counters.shutdown()` before the store's flush.
+//! 2. Every MCP request, in `server::http::mcp` right after `authenticate` + `authorize` and
+//!    before the body goes to rmcp: `match charge(endpoint, &body)`. For
+//!    `Executions(n)`: call `limiter.admit(&principal.account_id, principal.tier, now_ms())`
+//!    n times, keeping the [`Admission`] guards alive until the reply body is collected; a
+//!    `Rejection` returns `Err(rejection.into())`, which `error_reply` renders as HTTP 429,
+//!    the `{code,message,usage,limit,tier}` body and `Retry-After`. For `Management(n)`:
+//!    `limiter.admit_management(..)` n times, same error path. `Free`: nothing.
+//! 3. One `execute`/`execute_python`/`execute_typescript` or one tool-mode call is one
+//!    execution, counted at admission (failed, timed-out and canceled runs count).
+//! 4. `get_usage` (create tool, listed with [`get_usage_tool`]) and `GET /v1/usage`:
+//!    `limiter.usage(&p.account_id, p.tier, now_ms()).to_json()`.
 
 pub mod charge;
 pub mod config;
