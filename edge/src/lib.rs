@@ -13,3 +13,4 @@ pub mod store;
 pub mod tools;
 pub mod quota;
 pub mod loadgen;
+pub mod run;

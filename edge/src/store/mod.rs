@@ -17,10 +17,12 @@
 //! | `repl` | seq (u64 BE) | `ReplEntry` |
 //! | `meta` | name | bytes (last sequence, generated secrets' markers) |
 //! | `counters` | `ns/svc/fn` | call count (u64 BE); usage metrics, not replicated |
+//! | `executions`, `execution_ids` | see [`executions`] | execution records; not replicated |
 
 pub mod codec;
 pub mod control;
 pub mod error;
+pub mod executions;
 pub mod identity;
 pub mod records;
 pub mod repl;

@@ -5,6 +5,7 @@ pub mod args;
 pub mod catalogue;
 pub mod checks;
 pub mod discovery;
+pub mod executions;
 pub mod functions;
 pub mod namespaces;
 pub mod scanner;
@@ -202,6 +203,30 @@ pub const TOOLS: &[Tool] = &[
         schema: || obj(json!({ "name": s("Template name") }), &["name"]),
     },
     Tool {
+        name: "list_executions",
+        description: "List recent executions of the current namespace (newest first): id, function or code hash, status, duration, usage, calls. Filters: status, function (service.function), since (unix seconds), limit (≤ 100, default 20).",
+        scope: Scope::Read,
+        admin_only: false,
+        schema: || {
+            obj(
+                json!({
+                    "status": { "type": "string", "enum": ["completed", "failed", "timeout", "canceled", "error"], "description": "Only executions with this status" },
+                    "function": s("Only tool-mode executions of this function (service.function)"),
+                    "since": { "type": "integer", "minimum": 1, "description": "Only executions started at or after this unix time (seconds)" },
+                    "limit": { "type": "integer", "minimum": 1, "maximum": 100, "description": "Default 20" },
+                }),
+                &[],
+            )
+        },
+    },
+    Tool {
+        name: "describe_execution",
+        description: "Show one execution record of the current namespace by execution_id (the executionId of a run result).",
+        scope: Scope::Read,
+        admin_only: false,
+        schema: || obj(json!({ "execution_id": s("Execution id, ex_…") }), &["execution_id"]),
+    },
+    Tool {
         name: "set_account_tier",
         description: "Admin only: set the tier of an account (free, builder, pro, enterprise).",
         scope: Scope::Write,
@@ -375,6 +400,8 @@ pub fn call(ctx: &Ctx<'_>, tool: &str, args: Map<String, Value>) -> Result<Value
         "list_templates" => discovery::list_templates(ctx, args),
         "describe_template" => discovery::describe_template(ctx, args),
         "set_account_tier" => discovery::set_account_tier(ctx, args),
+        "list_executions" => executions::list(ctx, args),
+        "describe_execution" => executions::describe(ctx, args),
         _ => Err(ApiError::new(
             ErrorCode::UnknownTool,
             format!("Unknown tool: {tool}"),
