@@ -14,3 +14,4 @@ pub mod tools;
 pub mod quota;
 pub mod loadgen;
 pub mod run;
+pub mod workers;

@@ -570,7 +570,7 @@ impl<E: Executor> Conn<E> {
                 ToWorker::Ping { nonce } => {
                     let _ = self.tx.send(FromWorker::Pong { nonce }).await;
                 }
-                ToWorker::Pong { .. } => {}
+                ToWorker::Pong { .. } | ToWorker::Error { .. } => {}
                 ToWorker::Replicate { .. }
                 | ToWorker::Snapshot { .. }
                 | ToWorker::ExecuteV2 { .. } => {

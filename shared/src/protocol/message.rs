@@ -76,6 +76,13 @@ pub enum ToWorker {
     },
     /// v2: answer to [`FromWorker::Ping`].
     Pong { nonce: u64 },
+    /// v2: a connection-level refusal from the edge (bad join token, bad first frame);
+    /// the edge closes the connection after sending it.
+    Error {
+        #[serde(with = "code_as_u16")]
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 impl Message for ToWorker {

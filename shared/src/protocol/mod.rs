@@ -31,7 +31,7 @@
 //!
 //! # Version 2 (edge link)
 //!
-//! Appended variants: `ToWorker::{Replicate, Snapshot, ExecuteV2, Pong}` and
+//! Appended variants: `ToWorker::{Replicate, Snapshot, ExecuteV2, Pong, Error}` and
 //! `FromWorker::{Join, Ack, NeedFrom, Ping}`. Version-1 variants encode exactly as before
 //! (only the header's version byte says which version the sender speaks).
 //!

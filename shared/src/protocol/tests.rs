@@ -123,6 +123,10 @@ fn to_worker_v2_samples() -> Vec<ToWorker> {
             min_seq: 3,
         },
         ToWorker::Pong { nonce: 7 },
+        ToWorker::Error {
+            code: ErrorCode::AuthenticationFailed,
+            message: "no".into(),
+        },
     ]
 }
 
@@ -480,6 +484,7 @@ fn golden_bytes_per_variant() {
         GOLDEN_SNAPSHOT,
         GOLDEN_EXECUTE_V2,
         GOLDEN_TO_WORKER_PONG,
+        GOLDEN_TO_WORKER_ERROR,
     ];
     for (msg, golden) in to_worker_v2_samples().iter().zip(to_worker_v2) {
         assert_eq!(
@@ -554,3 +559,4 @@ const GOLDEN_JOIN: &str = "50444b0202000000001505017404020277310840fb00040104667
 const GOLDEN_ACK: &str = "50444b020200000000020603";
 const GOLDEN_NEED_FROM: &str = "50444b020200000000020702";
 const GOLDEN_FROM_WORKER_PING: &str = "50444b020200000000020807";
+const GOLDEN_TO_WORKER_ERROR: &str = "50444b0201000000000509c8026e6f";
