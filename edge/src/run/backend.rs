@@ -23,3 +23,39 @@ pub trait RunBackend: Send + Sync + 'static {
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, ApiError>;
 }
+
+/// The real backend: the worker link's dispatcher.
+#[async_trait]
+impl RunBackend for crate::workers::Dispatcher {
+    async fn execute(
+        &self,
+        req: ExecutionRequest,
+        min_seq: u64,
+        cancel: CancellationToken,
+    ) -> Result<ExecutionResult, ApiError> {
+        crate::workers::Dispatcher::execute(self, req, min_seq, cancel).await
+    }
+}
+
+/// A backend without workers: every execution answers `NO_WORKERS` (an edge started
+/// without the worker link, and tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoBackend;
+
+#[async_trait]
+impl RunBackend for NoBackend {
+    async fn execute(
+        &self,
+        _: ExecutionRequest,
+        _: u64,
+        _: CancellationToken,
+    ) -> Result<ExecutionResult, ApiError> {
+        Err(ApiError {
+            retry_after: Some(30),
+            ..ApiError::new(
+                paddock_shared::ErrorCode::NoWorkers,
+                "no worker is connected to this edge; start one with paddock-worker serve and retry",
+            )
+        })
+    }
+}

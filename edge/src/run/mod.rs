@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{ApiError, App, Principal, ToolDef, new_id};
 use crate::route::RunMode;
 use crate::store::executions::ExecutionRecord;
-pub use backend::RunBackend;
+pub use backend::{NoBackend, RunBackend};
 pub use records::RecordWriter;
 
 /// Settings of the run tools, every one defaulted by a named constant.
