@@ -13,3 +13,4 @@ pub mod slots;
 pub mod sys;
 pub mod package;
 pub mod replica;
+pub mod link;

@@ -9,8 +9,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use paddock_shared::exec::ExecutionRequest;
 use paddock_shared::model::Language;
+use paddock_shared::protocol::{VERSION, Welcome};
 use paddock_worker::config::Config;
 use paddock_worker::executor::Executor;
+use paddock_worker::link;
+use paddock_worker::replica::Replica;
 use paddock_worker::server::{self, ServeOptions};
 use paddock_worker::slots::setup;
 use tokio_util::sync::CancellationToken;
@@ -44,13 +47,16 @@ struct ServeArgs {
     /// Validate the configuration and the sandbox profiles, then exit.
     #[arg(long)]
     check_config: bool,
-    /// Edge address to dial (the edge link is a later issue).
+    /// Edge to dial: unix:PATH or tcp:HOST:PORT (e.g. unix:<edge-data-dir>/workers.sock).
     #[arg(long)]
     edge: Option<String>,
-    #[arg(long)]
+    /// The edge's join token.
+    #[arg(long, conflicts_with = "join_token_file")]
     join_token: Option<String>,
+    /// A file holding the edge's join token (e.g. <edge-data-dir>/join.token).
     #[arg(long)]
     join_token_file: Option<PathBuf>,
+    /// Worker data directory (sockets, the state replica).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Unix socket to serve on (default <data-dir>/worker.sock).
@@ -153,11 +159,6 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::SUCCESS);
             }
             init_logs(&cfg.log_format);
-            if cfg.edge.is_some() {
-                bail!(
-                    "--edge is not yet supported: the edge link is a later issue; serve on --listen-unix/--listen-tcp"
-                );
-            }
             rt.block_on(serve(cfg))
         }
         Command::Exec(a) => {
@@ -214,6 +215,10 @@ async fn serve(cfg: Config) -> anyhow::Result<std::process::ExitCode> {
         ..ServeOptions::default()
     };
     let mut servers = tokio::task::JoinSet::new();
+    let link = match &cfg.edge {
+        Some(edge) => Some(start_link(&cfg, edge, &pools, &opts, shutdown.clone())?),
+        None => None,
+    };
     let unix = server::bind_unix(&cfg.unix_socket())?;
     tracing::info!(path = %cfg.unix_socket().display(), "listening (unix)");
     servers.spawn(server::serve_unix_listener(
@@ -250,6 +255,12 @@ async fn serve(cfg: Config) -> anyhow::Result<std::process::ExitCode> {
             Err(e) => tracing::error!(error = %e, "protocol server task failed"),
         }
     }
+    if let Some(link) = link {
+        match link.await {
+            Ok(d) => drained &= d,
+            Err(e) => tracing::error!(error = %e, "edge link task failed"),
+        }
+    }
     let _ = std::fs::remove_file(cfg.unix_socket());
     let cleaned = pools
         .shutdown(Duration::from_millis(cfg.shutdown_grace_ms))
@@ -260,4 +271,53 @@ async fn serve(cfg: Config) -> anyhow::Result<std::process::ExitCode> {
         "worker stopped"
     );
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Opens the replica, makes it the pools' namespace source and spawns the edge link.
+fn start_link(
+    cfg: &Config,
+    edge: &str,
+    pools: &Arc<paddock_worker::slots::PoolSet>,
+    opts: &ServeOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<bool>> {
+    let addr = link::EdgeAddr::parse(edge).map_err(anyhow::Error::msg)?;
+    let token = match (&cfg.join_token, &cfg.join_token_file) {
+        (Some(t), _) => t.trim().to_owned(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the join token file {}", f.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => bail!("--edge needs --join-token or --join-token-file"),
+    };
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let path = cfg.data_dir.join("replica");
+    let replica = Arc::new(
+        Replica::open(&path).with_context(|| format!("opening the replica {}", path.display()))?,
+    );
+    pools.set_namespace_source(replica.clone());
+    tracing::info!(edge = %addr, applied_seq = replica.applied_seq(), "starting the edge link");
+    let link_opts = link::LinkOptions {
+        edge: addr,
+        join_token: token,
+        welcome: Welcome {
+            version: VERSION,
+            worker_id: opts.worker_id.clone(),
+            capacity: opts.capacity,
+            max_in_flight: u32::try_from(opts.max_in_flight_per_conn).unwrap_or(u32::MAX),
+            max_frame_len: u32::try_from(opts.max_frame_len).unwrap_or(u32::MAX),
+            profiles: opts.profiles.clone(),
+            languages: opts.languages.clone(),
+        },
+        state_wait: link::DEFAULT_STATE_WAIT,
+        edge_silence: link::DEFAULT_EDGE_SILENCE,
+        drain_timeout: opts.drain_timeout,
+    };
+    Ok(tokio::spawn(link::run(
+        link_opts,
+        replica,
+        pools.clone(),
+        shutdown,
+    )))
 }

@@ -1,0 +1,431 @@
+//! The worker side of the edge link: dial the edge (with exponential backoff), join with
+//! the token, apply the replication stream into the sled [`Replica`], and run the
+//! `ExecuteV2` frames once the replica has applied their `min_seq` (read-your-writes).
+//! On shutdown the link stops taking executions, drains the running ones, then closes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use paddock_shared::error::ErrorCode;
+use paddock_shared::exec::ExecutionRequest;
+use paddock_shared::protocol::{FrameCodec, FromWorker, ToWorker, VERSION, Welcome};
+use paddock_shared::replication::{Reply, SnapshotAssembler};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::executor::Executor;
+use crate::replica::Replica;
+
+/// First reconnect delay.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest reconnect delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest wait for the replica to reach an execution's `min_seq`.
+pub const DEFAULT_STATE_WAIT: Duration = Duration::from_secs(5);
+/// Without any frame from the edge for this long the link reconnects (the edge pings
+/// every 2 s).
+pub const DEFAULT_EDGE_SILENCE: Duration = Duration::from_secs(15);
+
+/// Where the edge listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeAddr {
+    /// `unix:PATH`
+    Unix(PathBuf),
+    /// `tcp:HOST:PORT`
+    Tcp(String),
+}
+
+impl EdgeAddr {
+    /// Parses `unix:PATH` or `tcp:HOST:PORT` (a bare path is read as a Unix socket).
+    ///
+    /// # Errors
+    /// A message naming the accepted forms.
+    pub fn parse(s: &str) -> Result<EdgeAddr, String> {
+        if let Some(p) = s.strip_prefix("unix:") {
+            Ok(EdgeAddr::Unix(PathBuf::from(p)))
+        } else if let Some(a) = s.strip_prefix("tcp:") {
+            if a.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            {
+                Ok(EdgeAddr::Tcp(a.to_owned()))
+            } else {
+                Err(format!("--edge {s}: expected tcp:HOST:PORT"))
+            }
+        } else if s.starts_with('/') {
+            Ok(EdgeAddr::Unix(PathBuf::from(s)))
+        } else {
+            Err(format!("--edge {s}: expected unix:PATH or tcp:HOST:PORT"))
+        }
+    }
+}
+
+impl std::fmt::Display for EdgeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EdgeAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            EdgeAddr::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
+}
+
+/// How the link behaves.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    pub edge: EdgeAddr,
+    pub join_token: String,
+    /// Sent in `Join` (its `version` is overwritten with this build's).
+    pub welcome: Welcome,
+    pub state_wait: Duration,
+    pub edge_silence: Duration,
+    /// How long a shutdown waits for running executions.
+    pub drain_timeout: Duration,
+}
+
+/// The delay before reconnect attempt `attempt` (0-based): 100 ms doubling to 5 s.
+pub fn backoff(attempt: u32) -> Duration {
+    BACKOFF_MIN
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Why one connection ended.
+enum Ended {
+    /// Shutdown was requested and the drain finished (or timed out: `false`).
+    Shutdown(bool),
+    /// The connection failed or closed; reconnect.
+    Lost(String),
+    /// The edge refused us (bad token): reconnecting will not help soon.
+    Refused(String),
+}
+
+/// Runs the link until `shutdown` fires: connect, serve, reconnect with backoff.
+/// Returns whether the final drain finished in time.
+pub async fn run<E: Executor>(
+    opts: LinkOptions,
+    replica: Arc<Replica>,
+    executor: Arc<E>,
+    shutdown: CancellationToken,
+) -> bool {
+    let mut attempt = 0u32;
+    loop {
+        if shutdown.is_cancelled() {
+            return true;
+        }
+        let ended = match connect(&opts.edge).await {
+            Ok(Stream::Unix(s)) => {
+                serve(s, &opts, &replica, &executor, &shutdown, &mut attempt).await
+            }
+            Ok(Stream::Tcp(s)) => {
+                serve(s, &opts, &replica, &executor, &shutdown, &mut attempt).await
+            }
+            Err(e) => Ended::Lost(format!("cannot connect to {}: {e}", opts.edge)),
+        };
+        let delay = match ended {
+            Ended::Shutdown(drained) => return drained,
+            Ended::Lost(why) => {
+                let d = backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                if attempt <= 3 || attempt.is_multiple_of(20) {
+                    warn!(edge = %opts.edge, reason = why, retry_in = ?d, "edge link down");
+                } else {
+                    debug!(edge = %opts.edge, reason = why, retry_in = ?d, "edge link down");
+                }
+                d
+            }
+            Ended::Refused(why) => {
+                warn!(edge = %opts.edge, reason = why, "the edge refused this worker");
+                BACKOFF_MAX
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return true,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+enum Stream {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+async fn connect(addr: &EdgeAddr) -> std::io::Result<Stream> {
+    match addr {
+        EdgeAddr::Unix(p) => Ok(Stream::Unix(tokio::net::UnixStream::connect(p).await?)),
+        EdgeAddr::Tcp(a) => {
+            let s = tokio::net::TcpStream::connect(a).await?;
+            let _ = s.set_nodelay(true);
+            Ok(Stream::Tcp(s))
+        }
+    }
+}
+
+/// Serves one connection to the edge.
+async fn serve<S, E>(
+    stream: S,
+    opts: &LinkOptions,
+    replica: &Arc<Replica>,
+    executor: &Arc<E>,
+    shutdown: &CancellationToken,
+    attempt: &mut u32,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+    E: Executor,
+{
+    let (r, w) = tokio::io::split(stream);
+    let mut reader = FramedRead::new(r, FrameCodec::<ToWorker, FromWorker>::default());
+    let mut writer = FramedWrite::new(w, FrameCodec::<ToWorker, FromWorker>::default());
+    let mut welcome = opts.welcome.clone();
+    welcome.version = VERSION;
+    let join = FromWorker::Join {
+        join_token: opts.join_token.clone(),
+        from_seq: replica.next_seq(),
+        welcome,
+    };
+    if let Err(e) = writer.send(join).await {
+        return Ended::Lost(format!("sending Join: {e}"));
+    }
+    match tokio::time::timeout(opts.edge_silence, reader.next()).await {
+        Ok(Some(Ok(ToWorker::Hello(h)))) => {
+            info!(edge = %opts.edge, peer_id = h.peer_id, version = h.version, from_seq = replica.next_seq(), "joined the edge");
+            *attempt = 0;
+        }
+        Ok(Some(Ok(ToWorker::Error { code, message }))) => {
+            return if code == ErrorCode::AuthenticationFailed {
+                Ended::Refused(format!("{code}: {message}"))
+            } else {
+                Ended::Lost(format!("{code}: {message}"))
+            };
+        }
+        Ok(Some(Ok(other))) => return Ended::Lost(format!("unexpected first frame {other:?}")),
+        Ok(Some(Err(e))) => return Ended::Lost(e.to_string()),
+        Ok(None) => return Ended::Lost("the edge closed the connection".to_owned()),
+        Err(_) => return Ended::Lost("no Hello from the edge in time".to_owned()),
+    }
+
+    let (tx, mut rx) = mpsc::channel::<FromWorker>(256);
+    let write_task = tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if writer.send(f).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.close().await;
+    });
+    let running: Arc<Mutex<HashMap<String, CancellationToken>>> = Arc::default();
+    let mut tasks = JoinSet::new();
+    let mut assembler = SnapshotAssembler::new();
+    let conn_cancel = CancellationToken::new();
+    let ended = loop {
+        let frame = tokio::select! {
+            () = shutdown.cancelled() => break None,
+            f = tokio::time::timeout(opts.edge_silence, reader.next()) => f,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let msg = match frame {
+            Err(_) => break Some("the edge went silent".to_owned()),
+            Ok(None) => break Some("the edge closed the connection".to_owned()),
+            Ok(Some(Err(e))) => break Some(format!("bad frame from the edge: {e}")),
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            ToWorker::Replicate { entries } => {
+                let rep = replica.clone();
+                let out = tokio::task::spawn_blocking(move || rep.apply_batch(&entries)).await;
+                match out {
+                    Ok(Ok(outcome)) => {
+                        debug!(
+                            applied_seq = outcome.applied_seq,
+                            applied = outcome.applied,
+                            "replicated"
+                        );
+                        let _ = tx.send(reply_frame(outcome.reply)).await;
+                    }
+                    Ok(Err(e)) => break Some(format!("applying replication entries: {e}")),
+                    Err(e) => break Some(format!("applying replication entries: {e}")),
+                }
+            }
+            ToWorker::Snapshot { part, reset } => match assembler.push(part) {
+                Ok(None) => {}
+                Ok(Some(snapshot)) => {
+                    let rep = replica.clone();
+                    let out = tokio::task::spawn_blocking(move || {
+                        if reset {
+                            rep.reset(&snapshot)
+                        } else {
+                            rep.install_snapshot(&snapshot).map(|o| o.reply())
+                        }
+                    })
+                    .await;
+                    match out {
+                        Ok(Ok(reply)) => {
+                            info!(?reply, reset, "installed a snapshot");
+                            let _ = tx.send(reply_frame(reply)).await;
+                        }
+                        Ok(Err(e)) => break Some(format!("installing a snapshot: {e}")),
+                        Err(e) => break Some(format!("installing a snapshot: {e}")),
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "bad snapshot part; asking again");
+                    assembler = SnapshotAssembler::new();
+                    let _ = tx
+                        .send(FromWorker::NeedFrom {
+                            seq: replica.next_seq(),
+                        })
+                        .await;
+                }
+            },
+            ToWorker::ExecuteV2 { request, min_seq } => {
+                let token = conn_cancel.child_token();
+                let id = request.execution_id.clone();
+                if lock(&running).insert(id.clone(), token.clone()).is_some() {
+                    let _ = tx
+                        .send(FromWorker::Error {
+                            execution_id: Some(id),
+                            code: ErrorCode::ProtocolError,
+                            message: "execution id is already running on this link".to_owned(),
+                        })
+                        .await;
+                    continue;
+                }
+                tasks.spawn(run_one(
+                    request,
+                    min_seq,
+                    opts.state_wait,
+                    replica.clone(),
+                    executor.clone(),
+                    token,
+                    tx.clone(),
+                    running.clone(),
+                ));
+            }
+            ToWorker::Execute(request) => {
+                // A v1 execute over the link: no read-your-writes wait.
+                let token = conn_cancel.child_token();
+                lock(&running).insert(request.execution_id.clone(), token.clone());
+                tasks.spawn(run_one(
+                    request,
+                    0,
+                    opts.state_wait,
+                    replica.clone(),
+                    executor.clone(),
+                    token,
+                    tx.clone(),
+                    running.clone(),
+                ));
+            }
+            ToWorker::Cancel { execution_id } => {
+                if let Some(t) = lock(&running).get(&execution_id) {
+                    t.cancel();
+                }
+            }
+            ToWorker::Ping { nonce } => {
+                let _ = tx.send(FromWorker::Pong { nonce }).await;
+            }
+            ToWorker::StatsRequest => {
+                let _ = tx.send(FromWorker::Stats(executor.stats())).await;
+            }
+            ToWorker::Pong { .. } => {}
+            ToWorker::Error { code, message } => {
+                break Some(format!("the edge reported {code}: {message}"));
+            }
+            ToWorker::Hello(_) => break Some("second Hello".to_owned()),
+        }
+    };
+    match ended {
+        Some(why) => {
+            // Nobody will read these results: the edge answers them WORKER_LOST.
+            conn_cancel.cancel();
+            tasks.abort_all();
+            drop(tx);
+            write_task.abort();
+            Ended::Lost(why)
+        }
+        None => {
+            info!(running = tasks.len(), "shutting down: draining executions");
+            let drained = tokio::time::timeout(opts.drain_timeout, async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await
+            .is_ok();
+            conn_cancel.cancel();
+            tasks.abort_all();
+            drop(tx);
+            let _ = tokio::time::timeout(Duration::from_secs(2), write_task).await;
+            info!(drained_in_time = drained, "edge link closed");
+            Ended::Shutdown(drained)
+        }
+    }
+}
+
+fn reply_frame(reply: Reply) -> FromWorker {
+    match reply {
+        Reply::Ack(applied_seq) => FromWorker::Ack { applied_seq },
+        Reply::NeedFrom(seq) => FromWorker::NeedFrom { seq },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_one<E: Executor>(
+    request: ExecutionRequest,
+    min_seq: u64,
+    state_wait: Duration,
+    replica: Arc<Replica>,
+    executor: Arc<E>,
+    cancel: CancellationToken,
+    tx: mpsc::Sender<FromWorker>,
+    running: Arc<Mutex<HashMap<String, CancellationToken>>>,
+) {
+    let id = request.execution_id.clone();
+    let frame = match replica.wait_for(min_seq, state_wait).await {
+        Err(e) => FromWorker::Error {
+            execution_id: Some(id.clone()),
+            code: e.code(),
+            message: e.to_string(),
+        },
+        Ok(()) => FromWorker::Result(executor.execute(request, cancel).await),
+    };
+    lock(&running).remove(&id);
+    let _ = tx.send(frame).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_100ms_to_5s() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(5), Duration::from_millis(3200));
+        assert_eq!(backoff(6), Duration::from_secs(5));
+        assert_eq!(backoff(40), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn edge_addresses_parse() {
+        assert_eq!(
+            EdgeAddr::parse("unix:/d/workers.sock"),
+            Ok(EdgeAddr::Unix("/d/workers.sock".into()))
+        );
+        assert_eq!(
+            EdgeAddr::parse("tcp:127.0.0.1:7001"),
+            Ok(EdgeAddr::Tcp("127.0.0.1:7001".into()))
+        );
+        assert!(EdgeAddr::parse("tcp:nohost").is_err());
+        assert!(EdgeAddr::parse("http://x").is_err());
+    }
+}
