@@ -170,6 +170,9 @@ impl Config {
                         _ => {}
                     }
                 }
+                // Variables tools use to point at the binary (tests, benches, run.sh) are
+                // not settings, like PADDOCK_EDGE_BIN / PADDOCK_EDGE_LOG on the edge.
+                "BIN" | "LOG" => {}
                 _ => problems.push(format!("{k}: unknown setting")),
             }
         }
@@ -260,6 +263,24 @@ mod tests {
         assert_eq!(c.pools.get("pro/python"), Some(&3));
         assert_eq!(c.pools.get("free/python"), Some(&4));
         assert_eq!(c.unix_socket(), PathBuf::from("./data/worker/worker.sock"));
+    }
+
+    #[test]
+    fn tooling_variables_are_not_settings_but_typos_are_errors() {
+        let ok = Config::load(
+            None,
+            env(&[
+                ("PADDOCK_WORKER_BIN", "/x/paddock-worker"),
+                ("PADDOCK_WORKER_LOG", "debug"),
+            ]),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = Config::load(None, env(&[("PADDOCK_WORKER_DATADIR", "/x")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("PADDOCK_WORKER_DATADIR: unknown setting"),
+            "{e}"
+        );
     }
 
     #[test]
