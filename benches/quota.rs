@@ -106,6 +106,26 @@ fn bench(c: &mut Criterion) {
     stop.store(true, Ordering::Relaxed);
     let flooded = flooder.join().unwrap_or(0);
     println!("flooding thread: {flooded} rejections during the measurement");
+
+    // The naive version under the same flood: every account waits on one mutex.
+    let naive = Arc::new(naive);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = {
+        let (naive, stop) = (Arc::clone(&naive), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += u64::from(naive.admit("acc_flood", 1).is_err());
+            }
+            n
+        })
+    };
+    g.bench_function("naive_admit_during_flood", |b| {
+        b.iter(|| black_box(naive.admit(black_box("acc_good"), u64::MAX).is_ok()))
+    });
+    stop.store(true, Ordering::Relaxed);
+    let flooded = flooder.join().unwrap_or(0);
+    println!("naive flooding thread: {flooded} rejections during the measurement");
     g.finish();
 }
 

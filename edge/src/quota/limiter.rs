@@ -101,13 +101,19 @@ impl AccountState {
 
 type Shard = RwLock<HashMap<Box<str>, Arc<AccountState>>>;
 
+/// A shard on its own cache lines, so readers of neighbouring shards (whose read locks
+/// write the lock word) do not bounce each other's lines.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(Shard);
+
 /// Quota, rate and concurrency limits of every account. Share it in an `Arc`.
 pub struct Limiter {
     table: LimitTable,
     exec_params: [RateParams; 4],
     mgmt_params: [RateParams; 4],
     hasher: std::collections::hash_map::RandomState,
-    shards: Box<[Shard]>,
+    shards: Box<[Padded]>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -176,7 +182,7 @@ impl Limiter {
             exec_params,
             mgmt_params,
             hasher: std::collections::hash_map::RandomState::new(),
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
         }
     }
 
@@ -192,7 +198,7 @@ impl Limiter {
 
     fn shard(&self, account: &str) -> &Shard {
         let h = self.hasher.hash_one(account);
-        &self.shards[(h as usize) % SHARDS]
+        &self.shards[(h as usize) % SHARDS].0
     }
 
     fn existing(&self, account: &str) -> Option<Arc<AccountState>> {
@@ -370,7 +376,7 @@ impl Limiter {
     pub fn dirty(&self) -> Vec<DirtyCount> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            let map = shard.read().unwrap_or_else(|e| e.into_inner());
+            let map = shard.0.read().unwrap_or_else(|e| e.into_inner());
             for (account, st) in map.iter() {
                 let packed = st.quota.load(Ordering::Acquire);
                 if packed != st.flushed.load(Ordering::Acquire) {
