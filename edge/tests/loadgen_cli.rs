@@ -145,6 +145,7 @@ fn tools_list_for_a_bounded_count_reports_every_request() {
     assert_eq!(r["scenario"], "tools-list");
     assert_eq!(r["mode"], "closed");
     assert_eq!(r["concurrency"], 4);
+    assert_eq!(r["connections"], 4);
     assert_eq!(r["session"], false);
     assert_eq!(r["interrupted"], false);
     assert_eq!(r["target"], url.as_str());
@@ -176,6 +177,8 @@ fn tools_list_for_a_bounded_count_reports_every_request() {
         path(&edge.cacert()),
         "--no-progress",
         "--http",
+        "1",
+        "--connections",
         "1",
         "--url",
         &edge.sub_url("create"),
@@ -380,6 +383,19 @@ fn bad_urls_and_options_are_refused_with_the_option_named() {
                 "100000",
             ],
             "--concurrency: must be 1..=4096",
+        ),
+        (
+            &[
+                "--api-key",
+                "k",
+                "--url",
+                "https://localhost/mcp/run/a",
+                "-c",
+                "2",
+                "--connections",
+                "3",
+            ],
+            "--connections: must be 1..=2 (the concurrency)",
         ),
         (
             &[

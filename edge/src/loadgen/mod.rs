@@ -4,7 +4,7 @@
 //! paddock-edge bench [tools-list|execute|tool|mix] --url URL (--api-key K | --api-key-file F)
 //!     [--cacert PEM | --insecure] [--code CODE | --file F] [--language python|typescript]
 //!     [--name TOOL] [--args JSON] [--mix tools-list=8,execute=1,tool=1]
-//!     [--concurrency N] [--rate R] [--duration 30s] [--requests N] [--warmup 5s]
+//!     [--concurrency N] [--connections K] [--rate R] [--duration 30s] [--requests N] [--warmup 5s]
 //!     [--timeout 30s] [--session] [--http auto|1|2] [--json] [--no-progress]
 //! ```
 //!

@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// Requests in flight at most (workers).
     #[arg(long, short = 'c', default_value_t = 16)]
     pub concurrency: usize,
+    /// Client connections (each its own keep-alive pool); workers share them round-robin.
+    /// Default: one per worker.
+    #[arg(long)]
+    pub connections: Option<usize>,
     /// Target rate in requests/s (open loop, latency from the intended start); closed loop
     /// when absent.
     #[arg(long)]
@@ -129,6 +133,8 @@ pub struct Plan {
     pub scenario: Scenario,
     /// Workers.
     pub concurrency: usize,
+    /// Client connections (keep-alive clients), 1..=concurrency.
+    pub connections: usize,
     /// Open loop rate, requests/s.
     pub rate: Option<f64>,
     /// Measured phase length bound.
@@ -390,6 +396,13 @@ impl BenchArgs {
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
             return Err(err("concurrency", format!("must be 1..={MAX_CONCURRENCY}")));
         }
+        let connections = self.connections.unwrap_or(self.concurrency);
+        if connections == 0 || connections > self.concurrency {
+            return Err(err(
+                "connections",
+                format!("must be 1..={} (the concurrency)", self.concurrency),
+            ));
+        }
         if let Some(r) = self.rate
             && !(r.is_finite() && r > 0.0 && r <= MAX_RATE)
         {
@@ -437,6 +450,7 @@ impl BenchArgs {
             trust,
             scenario,
             concurrency: self.concurrency,
+            connections,
             rate: self.rate,
             duration,
             requests: self.requests,

@@ -145,6 +145,8 @@ pub struct Report {
     pub rate: Option<f64>,
     /// Workers.
     pub concurrency: usize,
+    /// Client connections the workers share.
+    pub connections: usize,
     /// Sessions used.
     pub session: bool,
     /// HTTP version seen (e.g. `HTTP/2.0`).
@@ -190,6 +192,8 @@ pub struct RunInfo {
     pub rate: Option<f64>,
     /// Workers.
     pub concurrency: usize,
+    /// Client connections.
+    pub connections: usize,
     /// Sessions.
     pub session: bool,
     /// HTTP version seen.
@@ -245,6 +249,7 @@ impl Report {
             },
             rate: info.rate,
             concurrency: info.concurrency,
+            connections: info.connections,
             session: info.session,
             http_version: info.http_version,
             warmup_requests: info.warmup_requests,
@@ -285,11 +290,12 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "target     {} ({})\nscenario   {}, {mode}, concurrency {}{}{}",
+            "target     {} ({})\nscenario   {}, {mode}, concurrency {} over {} connections{}{}",
             self.target,
             self.endpoint,
             self.scenario,
             self.concurrency,
+            self.connections,
             if self.session {
                 ", sessions"
             } else {
@@ -381,6 +387,7 @@ mod tests {
             scenario: "s".into(),
             rate: None,
             concurrency: 1,
+            connections: 1,
             session: false,
             http_version: None,
             warmup_requests: 0,

@@ -19,7 +19,7 @@ use super::report::{Recorder, Report, RunInfo};
 
 struct Shared {
     plan: Arc<Plan>,
-    client: reqwest::Client,
+    clients: Vec<reqwest::Client>,
     start: Instant,
     measure_start: Instant,
     deadline: Instant,
@@ -37,8 +37,9 @@ struct WorkerResult {
     last_end: Option<Instant>,
 }
 
-async fn worker(sh: Arc<Shared>, session: Option<String>) -> WorkerResult {
+async fn worker(sh: Arc<Shared>, index: usize, session: Option<String>) -> WorkerResult {
     let plan = &sh.plan;
+    let http = &sh.clients[index % sh.clients.len()];
     let mut rec = Recorder::new();
     let mut last_end = None;
     loop {
@@ -67,7 +68,7 @@ async fn worker(sh: Arc<Shared>, session: Option<String>) -> WorkerResult {
             }
         }
         let step = &plan.scenario.steps()[plan.scenario.pick(ticket)].0;
-        let send = client::send(&sh.client, plan, session.as_deref(), step.body(ticket + 1));
+        let send = client::send(http, plan, session.as_deref(), step.body(ticket + 1));
         let (outcome, version) = tokio::select! {
             r = send => r,
             () = sh.cancel.cancelled() => break,
@@ -149,11 +150,14 @@ pub async fn run(
     show_progress_bar: bool,
 ) -> Result<Report, ClientError> {
     let plan = Arc::new(plan);
-    let client = client::build(&plan)?;
+    let mut clients = Vec::with_capacity(plan.connections);
+    for _ in 0..plan.connections {
+        clients.push(client::build(&plan)?);
+    }
     let mut sessions = Vec::new();
     if plan.session {
         let opened = futures::future::join_all(
-            (0..plan.concurrency).map(|_| client::open_session(&client, &plan)),
+            (0..plan.concurrency).map(|i| client::open_session(&clients[i % clients.len()], &plan)),
         )
         .await;
         for s in opened {
@@ -165,7 +169,7 @@ pub async fn run(
     let deadline = measure_start + plan.duration.unwrap_or(MAX_DURATION);
     let sh = Arc::new(Shared {
         plan: plan.clone(),
-        client: client.clone(),
+        clients: clients.clone(),
         start,
         measure_start,
         deadline,
@@ -180,7 +184,7 @@ pub async fn run(
     let pb = progress_bar(&plan, show_progress_bar);
     let ticker = tokio::spawn(show_progress(sh.clone(), pb.clone()));
     let handles: Vec<_> = (0..plan.concurrency)
-        .map(|i| tokio::spawn(worker(sh.clone(), sessions.get(i).cloned())))
+        .map(|i| tokio::spawn(worker(sh.clone(), i, sessions.get(i).cloned())))
         .collect();
     let mut rec = Recorder::new();
     let mut last_end: Option<Instant> = None;
@@ -192,8 +196,8 @@ pub async fn run(
     }
     ticker.abort();
     pb.finish_and_clear();
-    for sid in &sessions {
-        client::close_session(&client, &plan, sid).await;
+    for (i, sid) in sessions.iter().enumerate() {
+        client::close_session(&clients[i % clients.len()], &plan, sid).await;
     }
     let end = last_end.unwrap_or_else(Instant::now);
     let info = RunInfo {
@@ -202,6 +206,7 @@ pub async fn run(
         scenario: plan.scenario.label(),
         rate: plan.rate,
         concurrency: plan.concurrency,
+        connections: plan.connections,
         session: plan.session,
         http_version: sh.http_version.get().cloned(),
         warmup_requests: sh.warm_done.load(Ordering::Relaxed),
