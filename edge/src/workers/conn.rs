@@ -266,7 +266,12 @@ async fn replicate(
                 tokio::select! {
                     () = closed.cancelled() => return,
                     r = committed.changed() => if r.is_err() { return },
-                    r = need.changed() => if r.is_err() { return },
+                    r = need.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        next = *need.borrow_and_update();
+                    }
                 }
             }
             Plan::Entries { from, .. } => match log.read_from(from, super::REPLICATE_BATCH) {
