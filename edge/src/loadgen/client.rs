@@ -218,9 +218,36 @@ fn transport_error(e: &reqwest::Error) -> Outcome {
     }
 }
 
+/// The parts of a JSON-RPC answer the classification needs; everything else is skipped
+/// without building values (tools/list bodies are several KiB each).
+#[derive(serde::Deserialize)]
+struct Msg {
+    error: Option<RpcError>,
+    result: Option<ResultHead>,
+}
+
+#[derive(serde::Deserialize)]
+struct RpcError {
+    code: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResultHead {
+    #[serde(rename = "isError")]
+    is_error: Option<bool>,
+    #[serde(rename = "structuredContent")]
+    structured: Option<StructuredHead>,
+}
+
+#[derive(serde::Deserialize)]
+struct StructuredHead {
+    code: Option<Value>,
+    error: Option<Value>,
+}
+
 /// The JSON-RPC message of a body: plain JSON, or the last `data:` event of an SSE body
 /// that carries a result or an error.
-fn message(sse: bool, body: &[u8]) -> Option<Value> {
+fn message(sse: bool, body: &[u8]) -> Option<Msg> {
     if !sse {
         return serde_json::from_slice(body).ok();
     }
@@ -228,8 +255,8 @@ fn message(sse: bool, body: &[u8]) -> Option<Value> {
     text.lines()
         .rev()
         .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find(|v| v.get("result").is_some() || v.get("error").is_some())
+        .filter_map(|d| serde_json::from_str::<Msg>(d.trim()).ok())
+        .find(|m| m.result.is_some() || m.error.is_some())
 }
 
 /// Maps one HTTP answer to an [`Outcome`].
@@ -251,18 +278,24 @@ pub fn classify(status: u16, sse: bool, body: &[u8]) -> Outcome {
     let Some(msg) = message(sse, body) else {
         return err("BAD_RESPONSE".into());
     };
-    if let Some(e) = msg.get("error") {
-        let n = e.get("code").and_then(Value::as_i64).unwrap_or(0);
-        return err(format!("JSONRPC_{n}"));
+    if let Some(e) = msg.error {
+        return err(format!("JSONRPC_{}", e.code.unwrap_or(0)));
     }
-    let result = &msg["result"];
-    if result.get("isError").and_then(Value::as_bool) == Some(true) {
-        let sc = &result["structuredContent"];
-        let code = sc["error"]["type"]
-            .as_str()
-            .or_else(|| sc["code"].as_str())
-            .unwrap_or("TOOL_ERROR");
-        return err(code.to_owned());
+    let Some(result) = msg.result else {
+        return err("BAD_RESPONSE".into());
+    };
+    if result.is_error == Some(true) {
+        let sc = result.structured;
+        let kind = sc
+            .as_ref()
+            .and_then(|s| s.error.as_ref())
+            .and_then(|e| e.get("type"))
+            .and_then(Value::as_str);
+        let code = sc
+            .as_ref()
+            .and_then(|s| s.code.as_ref())
+            .and_then(Value::as_str);
+        return err(kind.or(code).unwrap_or("TOOL_ERROR").to_owned());
     }
     Outcome::Ok
 }
@@ -301,5 +334,11 @@ mod tests {
         let sse = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n";
         assert_eq!(code(classify(200, true, sse)), "ok");
         assert_eq!(code(classify(200, false, b"<html>")), "BAD_RESPONSE");
+        assert_eq!(code(classify(200, false, b"{}")), "BAD_RESPONSE");
+        let ok =
+            br#"{"result":{"isError":false,"structuredContent":{"code":{"x":1},"error":null}}}"#;
+        assert_eq!(code(classify(200, false, ok)), "ok");
+        let bare = br#"{"result":{"isError":true}}"#;
+        assert_eq!(code(classify(200, false, bare)), "TOOL_ERROR");
     }
 }
