@@ -49,8 +49,10 @@ fn count_in(v: u64, month: Month) -> u64 {
     if m >= month { c } else { 0 }
 }
 
-/// One account's counters.
+/// One account's counters, on cache lines of its own (an account flooding rejections
+/// reads its `quota` word in a loop; a neighbour's writes must not share those lines).
 #[derive(Debug, Default)]
+#[repr(align(128))]
 struct AccountState {
     /// `month << 44 | executions`; a later month than the clock's (clock stepped back) is
     /// kept and counted, never reset.
