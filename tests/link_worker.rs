@@ -1,0 +1,203 @@
+//! The edge link with the REAL worker binary (real nsjail, needs root): the edge's
+//! [`WorkerHub`] in-process over `<data-dir>/workers.sock`, `paddock-worker serve --edge`
+//! joined with the generated token file. The worker's replica catches up with the log,
+//! runs `from functions import hello` with read-your-writes, a worker killed mid-execution
+//! yields WORKER_LOST at once, and a restarted worker catches up from its applied seq.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use paddock_edge::app::{App, AppConfig, Principal};
+use paddock_edge::workers::{Dispatcher, HubOptions, WorkerHub};
+use paddock_shared::ErrorCode;
+use paddock_shared::exec::{ExecStatus, ExecutionRequest};
+use paddock_shared::model::Language;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+fn worker_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("PADDOCK_WORKER_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "paddock-worker", "--bins"])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo build -p paddock-worker");
+    assert!(status.success(), "cargo build -p paddock-worker failed");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let bin = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    }
+    .join("debug")
+    .join("paddock-worker");
+    assert!(bin.is_file(), "no binary at {}", bin.display());
+    bin
+}
+
+fn start_worker(bin: &Path, edge_dir: &Path, worker_dir: &Path) -> Child {
+    Command::new(bin)
+        .args(["serve", "--edge"])
+        .arg(format!("unix:{}", edge_dir.join("workers.sock").display()))
+        .arg("--join-token-file")
+        .arg(edge_dir.join("join.token"))
+        .arg("--data-dir")
+        .arg(worker_dir)
+        .env("PADDOCK_WORKER_DEFAULT_POOL_TARGET", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start paddock-worker")
+}
+
+async fn tool(app: &App, p: &Principal, name: &str, a: Value) {
+    let Value::Object(m) = a else { panic!() };
+    app.call_create_tool(p, "acme", name, m).await.unwrap();
+}
+
+async fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn request(id: &str, code: &str) -> ExecutionRequest {
+    ExecutionRequest {
+        execution_id: id.into(),
+        namespace: "acme".into(),
+        profile: "free".into(),
+        language: Language::Python,
+        code: code.into(),
+        input_json: "{}".into(),
+        timeout_ms: Some(20_000),
+    }
+}
+
+async fn caught_up(d: &Dispatcher, seq: u64) {
+    let d = d.clone();
+    until(&format!("a worker acked {seq}"), 60, || {
+        d.stats().iter().any(|w| w.acked_seq >= seq)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_worker_joins_replicates_runs_is_lost_and_catches_up() {
+    let bin = worker_bin();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let edge_dir = dir.path().join("edge");
+    let worker_dir = dir.path().join("worker");
+    let (app, key) = App::open(AppConfig::new(&edge_dir)).unwrap();
+    let admin = app.authenticate(&key.unwrap()).unwrap();
+    let shutdown = CancellationToken::new();
+    let (d, _hub) = WorkerHub::start(
+        &edge_dir,
+        app.clone(),
+        HubOptions {
+            shutdown: shutdown.clone(),
+            ..HubOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    tool(&app, &admin, "make_namespace", json!({"name": "acme"})).await;
+    tool(&app, &admin, "make_service", json!({"name": "tools"})).await;
+    tool(
+        &app,
+        &admin,
+        "make_function",
+        json!({"service": "tools", "name": "hello", "backend": "code_sandbox", "template": "hello-world"}),
+    )
+    .await;
+    let committed = app.committed_seq();
+
+    let mut worker = start_worker(&bin, &edge_dir, &worker_dir);
+    caught_up(&d, committed).await;
+
+    // Read-your-writes: the function made just before is there.
+    let r = d
+        .execute(
+            request(
+                "e1",
+                "from functions import hello\nresult = hello(name=\"World\")",
+            ),
+            committed,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, ExecStatus::Completed, "{r:?}");
+    assert!(
+        r.result_json.as_deref().unwrap_or("").contains("World"),
+        "{r:?}"
+    );
+
+    // Killed during an execution: WORKER_LOST at once.
+    let d2 = d.clone();
+    let run = tokio::spawn(async move {
+        d2.execute(
+            request("e2", "import time\ntime.sleep(15)\nresult = 1"),
+            0,
+            CancellationToken::new(),
+        )
+        .await
+    });
+    let d3 = d.clone();
+    until("the execution is in flight", 10, || {
+        d3.stats().iter().any(|w| w.in_flight == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.kill().unwrap();
+    let _ = worker.wait();
+    let err = tokio::time::timeout(Duration::from_secs(3), run)
+        .await
+        .expect("answered at once")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::WorkerLost, "{err:?}");
+    let d4 = d.clone();
+    until("the worker is gone", 10, || d4.stats().is_empty()).await;
+    let err = d
+        .execute(request("e3", "result = 1"), 0, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NoWorkers);
+
+    // Changes while it is down; the restarted worker catches up from its applied seq.
+    tool(&app, &admin, "make_service", json!({"name": "later"})).await;
+    let committed = app.committed_seq();
+    let mut worker = start_worker(&bin, &edge_dir, &worker_dir);
+    caught_up(&d, committed).await;
+    let r = d
+        .execute(
+            request("e4", "result = 2 + 2"),
+            committed,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.result_json.as_deref()),
+        (ExecStatus::Completed, Some("4"))
+    );
+
+    // SIGTERM: the worker drains and leaves.
+    let pid = worker.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let d5 = d.clone();
+    until("the worker left", 30, || d5.stats().is_empty()).await;
+    let _ = worker.wait();
+    shutdown.cancel();
+}
