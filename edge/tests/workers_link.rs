@@ -361,3 +361,27 @@ async fn a_worker_resumes_from_its_sequence_and_a_silent_one_is_dropped() {
     drop(c);
     env.shutdown.cancel();
 }
+
+#[test]
+fn the_hub_runs_on_its_own_runtime_for_a_blocking_main() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = App::open(AppConfig::new(dir.path())).unwrap();
+    let shutdown = CancellationToken::new();
+    let opts = HubOptions {
+        shutdown: shutdown.clone(),
+        ..HubOptions::default()
+    };
+    let (d, thread) = WorkerHub::start_background(dir.path(), app, opts).unwrap();
+    assert!(dir.path().join("workers.sock").exists());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(d.execute(request("e1"), 0, CancellationToken::new()))
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NoWorkers);
+    shutdown.cancel();
+    thread.join().unwrap();
+    assert!(!dir.path().join("workers.sock").exists());
+}

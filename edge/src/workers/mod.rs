@@ -142,6 +142,43 @@ impl WorkerHub {
     }
 }
 
+impl WorkerHub {
+    /// [`WorkerHub::start`] on a runtime of its own (thread `paddock-workers`), for a
+    /// caller without one (the edge's `main`, whose HTTP server blocks on pingora's
+    /// runtimes). The [`Dispatcher`] works from any runtime. The thread ends after
+    /// `opts.shutdown` fires.
+    ///
+    /// # Errors
+    /// [`HubError`] when the token or a listener cannot be set up, or the runtime cannot
+    /// be built.
+    pub fn start_background(
+        data_dir: &Path,
+        app: App,
+        opts: HubOptions,
+    ) -> Result<(Dispatcher, std::thread::JoinHandle<()>), HubError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("paddock-workers")
+            .enable_all()
+            .build()
+            .map_err(|source| HubError::Bind {
+                addr: "runtime".to_owned(),
+                source,
+            })?;
+        let (dispatcher, task) = rt.block_on(WorkerHub::start(data_dir, app, opts))?;
+        let thread = std::thread::Builder::new()
+            .name("paddock-workers".to_owned())
+            .spawn(move || {
+                let _ = rt.block_on(task);
+            })
+            .map_err(|source| HubError::Bind {
+                addr: "thread".to_owned(),
+                source,
+            })?;
+        Ok((dispatcher, thread))
+    }
+}
+
 fn bind_unix(path: &PathBuf) -> Result<UnixListener, HubError> {
     let err = |source| HubError::Bind {
         addr: path.display().to_string(),
