@@ -193,9 +193,40 @@ async fn a_real_worker_joins_replicates_runs_is_lost_and_catches_up() {
         (ExecStatus::Completed, Some("4"))
     );
 
-    // SIGTERM: the worker drains and leaves.
+    // SIGTERM during an execution: it finishes, a new one is refused WORKER_BUSY (not
+    // started, no hang), then the worker leaves.
+    let d6 = d.clone();
+    let run = tokio::spawn(async move {
+        d6.execute(
+            request("e5", "import time\ntime.sleep(2)\nresult = 5"),
+            0,
+            CancellationToken::new(),
+        )
+        .await
+    });
+    let d7 = d.clone();
+    until("the execution is in flight", 10, || {
+        d7.stats().iter().any(|w| w.in_flight == 1)
+    })
+    .await;
     let pid = worker.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // The signal is asynchronous: give the worker a moment to start draining.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let err = d
+        .execute(request("e6", "result = 6"), 0, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::WorkerBusy, "{err:?}");
+    assert!(
+        err.message
+            .ends_with("is shutting down; the execution was not started")
+    );
+    let r = run.await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.result_json.as_deref()),
+        (ExecStatus::Completed, Some("5"))
+    );
     let d5 = d.clone();
     until("the worker left", 30, || d5.stats().is_empty()).await;
     let _ = worker.wait();

@@ -228,9 +228,25 @@ where
     let mut tasks = JoinSet::new();
     let mut assembler = SnapshotAssembler::new();
     let conn_cancel = CancellationToken::new();
+    // Shutdown: keep reading (results still flow, new executions are refused with
+    // WORKER_BUSY so they never hang) until the running ones finish or time runs out.
+    let mut drain_until: Option<tokio::time::Instant> = None;
     let ended = loop {
+        if drain_until.is_some() && tasks.is_empty() {
+            break None;
+        }
         let frame = tokio::select! {
-            () = shutdown.cancelled() => break None,
+            () = shutdown.cancelled(), if drain_until.is_none() => {
+                info!(running = tasks.len(), "shutting down: draining executions");
+                drain_until = Some(tokio::time::Instant::now() + opts.drain_timeout);
+                continue;
+            }
+            () = async {
+                match drain_until {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => break None,
             f = tokio::time::timeout(opts.edge_silence, reader.next()) => f,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
@@ -288,6 +304,20 @@ where
                         .await;
                 }
             },
+            ToWorker::ExecuteV2 { request, .. } | ToWorker::Execute(request)
+                if drain_until.is_some() =>
+            {
+                let _ = tx
+                    .send(FromWorker::Error {
+                        execution_id: Some(request.execution_id),
+                        code: ErrorCode::WorkerBusy,
+                        message: format!(
+                            "worker {} is shutting down; the execution was not started",
+                            opts.welcome.worker_id
+                        ),
+                    })
+                    .await;
+            }
             ToWorker::ExecuteV2 { request, min_seq } => {
                 let token = conn_cancel.child_token();
                 let id = request.execution_id.clone();
@@ -355,12 +385,7 @@ where
             Ended::Lost(why)
         }
         None => {
-            info!(running = tasks.len(), "shutting down: draining executions");
-            let drained = tokio::time::timeout(opts.drain_timeout, async {
-                while tasks.join_next().await.is_some() {}
-            })
-            .await
-            .is_ok();
+            let drained = tasks.is_empty();
             conn_cancel.cancel();
             tasks.abort_all();
             drop(tx);
