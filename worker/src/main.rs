@@ -149,6 +149,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if !problems.is_empty() {
                 bail!("invalid configuration:\n{}", problems.join("\n"));
             }
+            if let Some(edge) = &cfg.edge {
+                link::EdgeAddr::parse(edge).map_err(anyhow::Error::msg)?;
+                if cfg.join_token.is_none() && cfg.join_token_file.is_none() {
+                    bail!("--edge needs --join-token or --join-token-file");
+                }
+            }
             if a.check_config {
                 let profiles = setup::load_profiles(&cfg)?;
                 setup::pool_settings(&cfg, &profiles)?;
