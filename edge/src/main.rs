@@ -11,8 +11,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use paddock_edge::config::{EdgeConfig, Overrides};
-use paddock_edge::mcp::NoWorkers;
+use paddock_edge::run::{RunConfig, RunTools};
 use paddock_edge::server;
+use paddock_edge::workers::{HubOptions, WorkerHub};
 
 /// mimalloc: the request path allocates many small JSON values; glibc malloc showed up
 /// as a third of the CPU time of tools/list under load.
@@ -135,7 +136,24 @@ fn serve(cfg: &EdgeConfig) -> anyhow::Result<()> {
         );
     }
     let backend: Arc<dyn server::backend::Backend> = Arc::new(app.clone());
-    let prepared = server::prepare(cfg, backend, Arc::new(NoWorkers))?;
+    // The worker link (issue 4) runs on its own small runtime beside pingora's; the run
+    // endpoint's tools dispatch through it.
+    let link_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("worker-link")
+        .enable_all()
+        .build()?;
+    let link_shutdown = tokio_util::sync::CancellationToken::new();
+    let (dispatcher, _hub) = link_rt.block_on(WorkerHub::start(
+        &cfg.data_dir,
+        app.clone(),
+        HubOptions {
+            shutdown: link_shutdown.clone(),
+            ..HubOptions::default()
+        },
+    ))?;
+    let run = RunTools::new(app.clone(), Arc::new(dispatcher), &RunConfig::default())?;
+    let prepared = server::prepare(cfg, backend, Arc::new(run))?;
     let port = cfg.listen_addr().map(|a| a.port()).unwrap_or(8443);
     println!(
         "paddock-edge listening on https://{} — create: https://{{ns}}.create.{d}:{port}/mcp or https://{d}:{port}/mcp/create/{{ns}}",
@@ -144,6 +162,7 @@ fn serve(cfg: &EdgeConfig) -> anyhow::Result<()> {
     );
     tracing::info!(listen = %cfg.listen, http_listen = %cfg.http_listen, domain = %cfg.domain, "serving");
     prepared.run();
+    link_shutdown.cancel();
     tracing::info!("listeners closed; flushing control state");
     server::app_backend::close(&app);
     Ok(())

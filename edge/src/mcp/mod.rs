@@ -103,6 +103,18 @@ pub fn error_result(err: &ApiError) -> CallToolResult {
     r
 }
 
+/// A run-tool result: `structuredContent` the execution result, `content[0].text` its
+/// compact rendering, `isError` true unless the execution completed.
+pub fn run_result(o: crate::run::RunOutcome) -> CallToolResult {
+    let mut r = if o.is_error {
+        CallToolResult::structured_error(o.structured)
+    } else {
+        CallToolResult::structured(o.structured)
+    };
+    r.content = vec![ContentBlock::text(o.text)];
+    r
+}
+
 fn ctx_of(context: &RequestContext<RoleServer>) -> Result<CallCtx, ErrorData> {
     context
         .extensions
@@ -151,6 +163,26 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let ctx = ctx_of(&context)?;
         let args = request.arguments.unwrap_or_default();
+        if ctx.endpoint == Endpoint::Run {
+            let out = self
+                .run
+                .call_outcome(
+                    &ctx.principal,
+                    &ctx.namespace,
+                    &ctx.run_mode,
+                    &request.name,
+                    args,
+                    context.ct.clone(),
+                )
+                .await;
+            return match out {
+                Ok(o) => Ok(run_result(o).into()),
+                Err(e) if e.code == ErrorCode::UnknownTool => {
+                    Err(ErrorData::invalid_params(e.message.clone(), Some(e.body())))
+                }
+                Err(e) => Ok(error_result(&e).into()),
+            };
+        }
         let result = match ctx.endpoint {
             Endpoint::Create => {
                 self.backend

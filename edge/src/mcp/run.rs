@@ -31,6 +31,29 @@ pub trait RunTools: Send + Sync + 'static {
         tool: &str,
         args: Map<String, Value>,
     ) -> Result<Value, ApiError>;
+    /// Runs one tool with the MCP request's cancel token (`notifications/cancelled`);
+    /// the outcome carries its own `content[0].text` and `isError`. The default wraps
+    /// [`RunTools::call`] (no cancel, never `isError`); [`crate::run::RunTools`] overrides it.
+    ///
+    /// # Errors
+    /// As [`RunTools::call`].
+    async fn call_outcome(
+        &self,
+        p: &Principal,
+        ns: &str,
+        mode: &RunMode,
+        tool: &str,
+        args: Map<String, Value>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<crate::run::RunOutcome, ApiError> {
+        drop(cancel);
+        let v = self.call(p, ns, mode, tool, args).await?;
+        Ok(crate::run::RunOutcome {
+            text: v.to_string(),
+            structured: v,
+            is_error: false,
+        })
+    }
 }
 
 /// The run endpoint before workers exist: an empty tool list, and `NO_WORKERS` on call.

@@ -251,10 +251,9 @@ fn now_us() -> u64 {
     now.max(prev.saturating_add(1))
 }
 
-/// The MCP seam: lists and calls through [`RunTools`]. The seam has no cancel token and
-/// no `isError` for a result, so an execution that did not complete comes back as the
-/// typed error of its `error.type`; the MCP handler uses [`RunTools::call`] directly
-/// where it can.
+/// The MCP seam: lists and calls through [`RunTools`]. The MCP handler calls
+/// `call_outcome` (cancel token, `isError`); the plain `call` (no `isError` for a
+/// result) turns an execution that did not complete into a typed error.
 #[async_trait]
 impl crate::mcp::RunTools for RunTools {
     async fn list(
@@ -282,5 +281,17 @@ impl crate::mcp::RunTools for RunTools {
             });
         }
         Ok(out.structured)
+    }
+
+    async fn call_outcome(
+        &self,
+        p: &Principal,
+        ns: &str,
+        mode: &RunMode,
+        tool: &str,
+        args: Map<String, Value>,
+        cancel: CancellationToken,
+    ) -> Result<RunOutcome, ApiError> {
+        RunTools::call(self, p, ns, mode, tool, args, cancel).await
     }
 }
