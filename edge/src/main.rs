@@ -136,22 +136,17 @@ fn serve(cfg: &EdgeConfig) -> anyhow::Result<()> {
         );
     }
     let backend: Arc<dyn server::backend::Backend> = Arc::new(app.clone());
-    // The worker link (issue 4) runs on its own small runtime beside pingora's; the run
+    // The worker link (issue 4) runs on its own runtime beside pingora's; the run
     // endpoint's tools dispatch through it.
-    let link_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("worker-link")
-        .enable_all()
-        .build()?;
     let link_shutdown = tokio_util::sync::CancellationToken::new();
-    let (dispatcher, _hub) = link_rt.block_on(WorkerHub::start(
+    let (dispatcher, _link) = WorkerHub::start_background(
         &cfg.data_dir,
         app.clone(),
         HubOptions {
             shutdown: link_shutdown.clone(),
             ..HubOptions::default()
         },
-    ))?;
+    )?;
     let run = RunTools::new(app.clone(), Arc::new(dispatcher), &RunConfig::default())?;
     let prepared = server::prepare(cfg, backend, Arc::new(run))?;
     let port = cfg.listen_addr().map(|a| a.port()).unwrap_or(8443);
