@@ -38,10 +38,12 @@ build:
 	@$(CARGO) build --workspace --all-targets
 
 # Each suite runs even when an earlier one failed; the target fails at the end if any did.
-# The suites use the debug edge binary `build` just made (PADDOCK_EDGE_BIN), instead of each
-# test process running its own `cargo build -p paddock-edge`.
+# The suites use the debug binaries `build` just made (PADDOCK_EDGE_BIN, PADDOCK_WORKER_BIN)
+# instead of each test process running its own `cargo build -p …` (a per-package build
+# unifies features differently and recompiles).
 test: deps build
 	@export PADDOCK_EDGE_BIN="$${PADDOCK_EDGE_BIN:-$(TARGET_DIR)/debug/paddock-edge}"; \
+	export PADDOCK_WORKER_BIN="$${PADDOCK_WORKER_BIN:-$(TARGET_DIR)/debug/paddock-worker}"; \
 	fail=""; \
 	$(MAKE) --no-print-directory test-rust || fail="$$fail test-rust"; \
 	$(MAKE) --no-print-directory test-benches || fail="$$fail test-benches"; \
