@@ -45,6 +45,32 @@ pub struct Launcher {
     profiles: Profiles,
 }
 
+/// Root of the runtime directories used when the data directory cannot be searched by the
+/// sandbox user (see [`runtime_dir_for`]).
+pub const FALLBACK_RUNTIME_ROOT: &str = "/var/lib/paddock-worker/runtime";
+
+/// Where the runtime directory goes. nsjail binds the runner files and slot-init from inside
+/// the jail's user namespace, so uid 65534 must be able to search every directory down to
+/// them: a data directory under a `0700` parent (e.g. `mktemp -d`) would make every slot fail
+/// to start. Then the runtime directory moves to a directory of its own under
+/// [`FALLBACK_RUNTIME_ROOT`], named after the data directory.
+pub fn runtime_dir_for(data: &Path) -> PathBuf {
+    if searchable_by_others(data) {
+        return data.join("runtime");
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    PathBuf::from(FALLBACK_RUNTIME_ROOT).join(format!("{:016x}", h.finish()))
+}
+
+/// True when "others" have search (x) permission on `dir` and every directory above it.
+fn searchable_by_others(dir: &Path) -> bool {
+    dir.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
 impl Launcher {
     /// Writes the runtime directory: `runner/` (H3's runners), `bin/slot-init` (copied),
     /// `seccomp/<tier>.kafel`, `nsjail/<tier>.cfg`. Every directory is 0755 and every file
@@ -76,7 +102,11 @@ impl Launcher {
         mkdir(&bin)?;
         let init = bin.join("slot-init");
         let tmp = bin.join(".slot-init.tmp");
-        std::fs::copy(slot_init, &tmp).map_err(io(&tmp))?;
+        let _ = std::fs::remove_file(&tmp);
+        // A hard link costs nothing (the debug binary is ~100 MB); copy across filesystems.
+        if std::fs::hard_link(slot_init, &tmp).is_err() {
+            std::fs::copy(slot_init, &tmp).map_err(io(&tmp))?;
+        }
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &init).map_err(io(&init))?;
         let seccomp_dir = runtime.join("seccomp");
@@ -144,4 +174,32 @@ pub fn environment(tier_name: &str, tier: &Tier) -> Vec<(String, String)> {
         ("PADDOCK_PROFILE".into(), tier_name.into()),
         ("PADDOCK_NETWORK".into(), "none".into()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_dir_stays_in_a_searchable_data_dir_and_moves_out_of_a_private_one() {
+        let top = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let data = top.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        let moved = runtime_dir_for(&data);
+        assert!(
+            moved.starts_with(FALLBACK_RUNTIME_ROOT),
+            "{}",
+            moved.display()
+        );
+        assert_eq!(
+            moved,
+            runtime_dir_for(&data),
+            "stable for the same data dir"
+        );
+        std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        assert_eq!(runtime_dir_for(&data), data.join("runtime"));
+    }
 }

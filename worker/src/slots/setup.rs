@@ -100,7 +100,7 @@ pub fn prepare(
         &profiles,
         &nsjail_path(cfg),
         slot_init,
-        &data.join("runtime"),
+        &crate::jail::runtime_dir_for(&data),
     )?;
     let cgroups = Arc::new(Cgroups::detect()?);
     tracing::info!(layout = ?cgroups.layout(), profiles = %profiles.source, "sandbox prepared");
