@@ -110,6 +110,24 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
+/// Reads and discards what is left of an oversized body, bounded in bytes and time, before the
+/// 413 is sent and the connection closed: closing with unread bytes in the socket makes the
+/// kernel reset the connection, and the client may lose the answer before reading it.
+async fn drain_rest(http: &mut ServerSession) {
+    const MAX_DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+    const MAX_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+    let _ = tokio::time::timeout(MAX_DRAIN_TIME, async {
+        let mut seen = 0u64;
+        while let Ok(Some(chunk)) = http.read_request_body().await {
+            seen += chunk.len() as u64;
+            if seen > MAX_DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Reads the body, refusing a declared or streamed size over `limit`.
 async fn read_body(
     http: &mut ServerSession,
@@ -118,7 +136,10 @@ async fn read_body(
 ) -> Result<Bytes, ApiError> {
     if let Some(cl) = headers.get(http::header::CONTENT_LENGTH) {
         match cl.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-            Some(n) if n > limit => return Err(too_large(limit)),
+            Some(n) if n > limit => {
+                drain_rest(http).await;
+                return Err(too_large(limit));
+            }
             Some(_) => {}
             None => {
                 return Err(ApiError::new(
@@ -133,6 +154,7 @@ async fn read_body(
         match http.read_request_body().await {
             Ok(Some(chunk)) => {
                 if (buf.len() + chunk.len()) as u64 > limit {
+                    drain_rest(http).await;
                     return Err(too_large(limit));
                 }
                 if buf.is_empty() && http.is_body_done() {
