@@ -1039,7 +1039,18 @@ async fn state_survives_reopen_and_the_admin_key_is_made_once() {
         assert_eq!(v["tier"], "pro");
         // dropped without shutdown(): writes were flushed before each reply
     }
-    let (app, key) = App::open(AppConfig::new(dir.path())).unwrap();
+    // sled's background threads may hold the dropped handle's lock for a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (app, key) = loop {
+        match App::open(AppConfig::new(dir.path())) {
+            Ok(opened) => break opened,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot reopen: {e}"),
+        }
+    };
     assert_eq!(key, None);
     let p = app.authenticate(&admin_key).unwrap();
     let d = ok(

@@ -168,7 +168,19 @@ mod tests {
             assert!(log.read_from(4, 10).unwrap().is_empty());
             db.flush().unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        // sled's background threads may still hold the file lock of the dropped handle for a
+        // moment: reopen with a bounded retry (a restarted process never sees this).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let db = loop {
+            match sled::open(dir.path()) {
+                Ok(db) => break db,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot reopen: {e}"),
+            }
+        };
         let log = ReplicationLog::open(
             db.open_tree("repl").unwrap(),
             &db.open_tree("meta").unwrap(),
