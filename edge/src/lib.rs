@@ -3,15 +3,15 @@
 
 pub mod app;
 pub mod config;
-pub mod mcp;
-pub mod route;
-pub mod server;
-pub mod tls;
 pub mod identity;
-pub mod rest;
-pub mod store;
-pub mod tools;
-pub mod quota;
 pub mod loadgen;
+pub mod mcp;
+pub mod quota;
+pub mod rest;
+pub mod route;
 pub mod run;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod tools;
 pub mod workers;

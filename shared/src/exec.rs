@@ -149,14 +149,23 @@ pub struct ExecutionResult {
 
 impl ExecutionResult {
     /// A result that failed before or outside user code (no output).
-    pub fn failed(execution_id: &str, status: ExecStatus, error_type: &str, message: impl Into<String>) -> Self {
+    pub fn failed(
+        execution_id: &str,
+        status: ExecStatus,
+        error_type: &str,
+        message: impl Into<String>,
+    ) -> Self {
         ExecutionResult {
             execution_id: execution_id.to_owned(),
             status,
             result_json: None,
             stdout: String::new(),
             stderr: String::new(),
-            error: Some(ExecError { error_type: error_type.to_owned(), message: message.into(), traceback: None }),
+            error: Some(ExecError {
+                error_type: error_type.to_owned(),
+                message: message.into(),
+                traceback: None,
+            }),
             duration_us: 0,
             usage: Usage::default(),
             calls: Vec::new(),
@@ -171,7 +180,10 @@ impl ExecutionResult {
 
     /// The result value (parsed from its JSON text; `null` when absent or unparsable).
     pub fn result_value(&self) -> Value {
-        self.result_json.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)
+        self.result_json
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null)
     }
 
     /// The camelCase `structuredContent` object of DESIGN.md.
@@ -212,7 +224,12 @@ impl ExecutionResult {
             out.push_str(&self.stdout);
         }
         if let Some(e) = &self.error {
-            out.push_str(&format!("\n--- {} ({}) ---\n{}", self.status.as_str(), e.error_type, e.message));
+            out.push_str(&format!(
+                "\n--- {} ({}) ---\n{}",
+                self.status.as_str(),
+                e.error_type,
+                e.message
+            ));
         }
         out
     }
@@ -224,7 +241,12 @@ mod tests {
 
     #[test]
     fn structured_shape() {
-        let mut r = ExecutionResult::failed("e1", ExecStatus::Timeout, error_type::TIMEOUT, "took too long");
+        let mut r = ExecutionResult::failed(
+            "e1",
+            ExecStatus::Timeout,
+            error_type::TIMEOUT,
+            "took too long",
+        );
         r.result_json = Some("{\"a\":1}".into());
         let v = r.to_structured();
         assert_eq!(v["executionId"], "e1");

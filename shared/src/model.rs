@@ -155,9 +155,16 @@ pub enum ReplOp {
     /// A service and every function (and version) in it were deleted.
     DeleteService { namespace: String, name: String },
     /// A function was made or changed; `version` is set when a new version was added.
-    PutFunction { function: FunctionRecord, version: Option<VersionRecord> },
+    PutFunction {
+        function: FunctionRecord,
+        version: Option<VersionRecord>,
+    },
     /// A function and its versions were deleted.
-    DeleteFunction { namespace: String, service: String, name: String },
+    DeleteFunction {
+        namespace: String,
+        service: String,
+        name: String,
+    },
 }
 
 /// One entry of the replication log: a monotonic sequence number and the change.

@@ -36,7 +36,11 @@ pub fn validate_namespace(name: &str) -> Result<(), NameError> {
     if check(name, b"-") {
         Ok(())
     } else {
-        Err(NameError { kind: "namespace", name: name.to_owned(), rule: NAMESPACE_RULE })
+        Err(NameError {
+            kind: "namespace",
+            name: name.to_owned(),
+            rule: NAMESPACE_RULE,
+        })
     }
 }
 
@@ -48,7 +52,11 @@ pub fn validate_service(name: &str) -> Result<(), NameError> {
     if check(name, b"-_") {
         Ok(())
     } else {
-        Err(NameError { kind: "service", name: name.to_owned(), rule: ENTITY_RULE })
+        Err(NameError {
+            kind: "service",
+            name: name.to_owned(),
+            rule: ENTITY_RULE,
+        })
     }
 }
 
@@ -60,7 +68,11 @@ pub fn validate_function(name: &str) -> Result<(), NameError> {
     if check(name, b"-_") {
         Ok(())
     } else {
-        Err(NameError { kind: "function", name: name.to_owned(), rule: ENTITY_RULE })
+        Err(NameError {
+            kind: "function",
+            name: name.to_owned(),
+            rule: ENTITY_RULE,
+        })
     }
 }
 

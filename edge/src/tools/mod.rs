@@ -224,7 +224,12 @@ pub const TOOLS: &[Tool] = &[
         description: "Show one execution record of the current namespace by execution_id (the executionId of a run result).",
         scope: Scope::Read,
         admin_only: false,
-        schema: || obj(json!({ "execution_id": s("Execution id, ex_…") }), &["execution_id"]),
+        schema: || {
+            obj(
+                json!({ "execution_id": s("Execution id, ex_…") }),
+                &["execution_id"],
+            )
+        },
     },
     Tool {
         name: "set_account_tier",
