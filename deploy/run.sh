@@ -7,7 +7,7 @@
 #   PADDOCK_BIN_DIR     where paddock-edge / paddock-worker are      (default: target/release)
 #   PADDOCK_DATA        data root; edge in $PADDOCK_DATA/edge, worker in $PADDOCK_DATA/worker
 #                                                                    (default: ./data)
-#   PADDOCK_PORT        the edge's HTTPS port, for the readiness probe and the printed config
+#   PADDOCK_PORT        the edge's HTTPS port (127.0.0.1:PORT), probed and printed in the config
 #                                                                    (default: 8443)
 #   PADDOCK_NS          namespace used in the printed client config  (default: demo)
 #   PADDOCK_RUN_EDGE_ARGS   extra arguments for `paddock-edge serve`
@@ -74,7 +74,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 
 # shellcheck disable=SC2086 # extra args are word-split on purpose
-"$BIN/paddock-edge" serve --data-dir "$EDGE_DIR" $EDGE_ARGS &
+"$BIN/paddock-edge" serve --data-dir "$EDGE_DIR" --listen "127.0.0.1:$PORT" $EDGE_ARGS &
 EDGE_PID=$!
 say "edge started (pid $EDGE_PID), waiting for https://127.0.0.1:$PORT/v1/health/ready"
 
