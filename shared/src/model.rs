@@ -142,6 +142,41 @@ pub struct VersionRecord {
     pub created_at: u64,
 }
 
+/// A remote MCP server attached to a namespace, as workers see it (issue 6): what
+/// sandboxed code needs to call its tools through the bridge. Never its URL, auth token,
+/// headers or pinned parameter values: those stay on the edge, encrypted at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteServerRecord {
+    pub namespace: String,
+    /// Server name as given to `add_mcp_server` (`[a-z0-9_-]`, 1–63 characters).
+    pub name: String,
+    pub description: String,
+    /// A disabled server keeps its record but every call fails with `MCP_SERVER_DISABLED`.
+    pub enabled: bool,
+    /// The tools code may call, after the exposure settings (subset, renames, description
+    /// overrides; pinned parameters removed from the schemas), sorted by `name`.
+    pub tools: Vec<RemoteToolRecord>,
+    /// Hex sha256 of the discovered tool list (names, descriptions, schemas) as cached.
+    pub schema_hash: String,
+    /// Setting `max_calls_per_execution` (the bridge key's call budget for this server).
+    pub max_calls_per_execution: u32,
+    /// Setting `timeout_seconds` (per call, enforced by the edge).
+    pub timeout_seconds: u32,
+    pub updated_at: u64,
+}
+
+/// One exposed tool of a [`RemoteServerRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteToolRecord {
+    /// The exposed name (after a rename). Code calls it as `mcp__{server}__{name}` with
+    /// every character outside `[A-Za-z0-9_]` turned into `_`.
+    pub name: String,
+    /// The exposed description (the server's, or the override).
+    pub description: String,
+    /// JSON text of the input schema the model sees (pinned parameters removed).
+    pub input_schema_json: String,
+}
+
 /// One replicated state change. Only what code execution needs: never accounts, keys,
 /// key digests, passwords or credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
