@@ -164,6 +164,11 @@ impl Store {
         &self.trees[t as usize]
     }
 
+    /// The sled database (trees kept by other modules, e.g. the usage counters).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// The replication log.
     pub fn log(&self) -> &ReplicationLog {
         &self.log
