@@ -975,6 +975,8 @@ async fn replication_log_carries_only_what_workers_need() {
                 format!("fn:{}", version.as_ref().map_or(0, |v| v.version))
             }
             ReplOp::DeleteFunction { .. } => "-fn".into(),
+            ReplOp::PutRemoteServer(_) => "mcp".into(),
+            ReplOp::DeleteRemoteServer { .. } => "-mcp".into(),
         })
         .collect();
     assert_eq!(kinds, ["ns", "svc", "fn:1", "fn:2", "fn:0", "-fn"]);

@@ -200,6 +200,10 @@ pub enum ReplOp {
         service: String,
         name: String,
     },
+    /// A remote MCP server was attached or changed (its secret-free view).
+    PutRemoteServer(RemoteServerRecord),
+    /// A remote MCP server was removed from a namespace.
+    DeleteRemoteServer { namespace: String, name: String },
 }
 
 /// One entry of the replication log: a monotonic sequence number and the change.

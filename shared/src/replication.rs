@@ -16,8 +16,8 @@
 //! `NeedFrom(seq)` when the batch skipped entries. A snapshot larger than a frame
 //! travels as [`SnapshotPart`]s ([`Snapshot::into_parts`]) that the follower puts back
 //! together with a [`SnapshotAssembler`] before installing it. Only what code execution needs is
-//! replicated: namespaces, services, functions and versions — never accounts, keys, key
-//! digests or credentials.
+//! replicated: namespaces, services, functions, versions and the secret-free view of
+//! remote MCP servers — never accounts, keys, key digests, URLs or credentials.
 
 mod follower;
 mod leader;

@@ -6,7 +6,8 @@
 //!
 //! Trees (`replica/…`, keys in [`keys`]): `namespaces` (ns), `services` (ns, svc),
 //! `functions` (ns, svc, fn), `versions` (ns, svc, fn, version), `stamps` (ns → the last
-//! sequence that touched it) and `meta` (applied sequence, stamp floor). One applier at a
+//! sequence that touched it), `meta` (applied sequence, stamp floor) and `remote_servers`
+//! (ns, server: the secret-free view of a remote MCP server). One applier at a
 //! time holds the write lock; readers share the read lock, so a read never sees half a
 //! batch. Calls block on sled briefly (no flush); call [`Replica::flush`] on shutdown.
 //!
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use paddock_shared::ErrorCode;
 use paddock_shared::model::{
-    FunctionRecord, NamespaceRecord, ReplEntry, ServiceRecord, VersionRecord,
+    FunctionRecord, NamespaceRecord, RemoteServerRecord, ReplEntry, ServiceRecord, VersionRecord,
 };
 use paddock_shared::replication::{
     ApplyOutcome, Follower, FollowerError, Reply, Snapshot, SnapshotDecision, Write, writes,
@@ -115,24 +116,26 @@ enum TreeId {
     Versions = 3,
     Stamps = 4,
     Meta = 5,
+    RemoteServers = 6,
 }
 
-const TREE_NAMES: [&str; 6] = [
+const TREE_NAMES: [&str; 7] = [
     "replica/namespaces",
     "replica/services",
     "replica/functions",
     "replica/versions",
     "replica/stamps",
     "replica/meta",
+    "replica/remote_servers",
 ];
 
 /// Writes staged for one transaction, per tree: key → value, or `None` to remove.
 #[derive(Default)]
-struct Pending([BTreeMap<Vec<u8>, Option<Vec<u8>>>; 6]);
+struct Pending([BTreeMap<Vec<u8>, Option<Vec<u8>>>; 7]);
 
 /// The worker's replica of the control state. Share it in an `Arc`.
 pub struct Replica {
-    trees: [sled::Tree; 6],
+    trees: [sled::Tree; 7],
     db: sled::Db,
     follower: RwLock<Follower>,
     applied: watch::Sender<u64>,
@@ -175,6 +178,7 @@ impl Replica {
             open(TREE_NAMES[3])?,
             open(TREE_NAMES[4])?,
             open(TREE_NAMES[5])?,
+            open(TREE_NAMES[6])?,
         ];
         let applied = read_seq(&trees[TreeId::Meta as usize], APPLIED_KEY)?;
         Ok(Replica {
@@ -397,6 +401,40 @@ impl Replica {
         Ok(out)
     }
 
+    /// The remote MCP servers attached to `ns` (their secret-free view), sorted by name.
+    ///
+    /// # Errors
+    /// Storage or decode errors.
+    pub fn remote_servers(&self, ns: &str) -> Result<Vec<RemoteServerRecord>, ReplicaError> {
+        let _read = self.read_lock();
+        self.scan(TreeId::RemoteServers, &keys::names(&[ns]), "remote server")
+    }
+
+    /// [`Replica::namespace_stamp`] with [`Replica::namespace_functions`] and
+    /// [`Replica::remote_servers`], read together so all three are of the same stamp.
+    ///
+    /// # Errors
+    /// Storage or decode errors.
+    #[allow(clippy::type_complexity)]
+    pub fn namespace_contents_stamped(
+        &self,
+        ns: &str,
+    ) -> Result<
+        (
+            u64,
+            Vec<(FunctionRecord, VersionRecord)>,
+            Vec<RemoteServerRecord>,
+        ),
+        ReplicaError,
+    > {
+        let _read = self.read_lock();
+        Ok((
+            self.read_stamp(ns)?,
+            self.read_namespace_functions(ns)?,
+            self.scan(TreeId::RemoteServers, &keys::names(&[ns]), "remote server")?,
+        ))
+    }
+
     /// A stamp that changes whenever anything in namespace `ns` may have changed: the
     /// last sequence that touched it, or the last snapshot's sequence if later (0 when
     /// neither). Cache per-namespace artefacts on `(ns, stamp)`.
@@ -427,6 +465,7 @@ impl Replica {
             services: self.scan(TreeId::Services, &[], "service")?,
             functions: self.scan(TreeId::Functions, &[], "function")?,
             versions: self.scan(TreeId::Versions, &[], "version")?,
+            remote_servers: self.scan(TreeId::RemoteServers, &[], "remote server")?,
         })
     }
 
@@ -511,6 +550,16 @@ impl Replica {
                 pending.remove(TreeId::Services, keys::names(&[namespace, service]));
                 Ok(())
             }
+            Write::PutRemoteServer(r) => pending.put(
+                TreeId::RemoteServers,
+                keys::names(&[&r.namespace, &r.name]),
+                r,
+                "remote server",
+            ),
+            Write::RemoveRemoteServer { namespace, name } => {
+                pending.remove(TreeId::RemoteServers, keys::names(&[namespace, name]));
+                Ok(())
+            }
             Write::RemoveFunction {
                 namespace,
                 service,
@@ -579,13 +628,15 @@ impl Replica {
             TreeId::Functions,
             TreeId::Versions,
             TreeId::Stamps,
+            TreeId::RemoteServers,
         ] {
             self.stage_remove_prefix(&mut pending, t, &[])?;
         }
         let puts = (snapshot.namespaces.iter().map(Write::PutNamespace))
             .chain(snapshot.services.iter().map(Write::PutService))
             .chain(snapshot.functions.iter().map(Write::PutFunction))
-            .chain(snapshot.versions.iter().map(Write::PutVersion));
+            .chain(snapshot.versions.iter().map(Write::PutVersion))
+            .chain(snapshot.remote_servers.iter().map(Write::PutRemoteServer));
         for w in puts {
             self.stage(&mut pending, w)?;
         }

@@ -17,6 +17,12 @@ pub enum StoreError {
     /// The object does not exist.
     #[error("{kind} {name:?} does not exist")]
     Missing { kind: &'static str, name: String },
+    /// The object changed since it was read (read again and retry).
+    #[error("{kind} {name:?} changed concurrently")]
+    Changed { kind: &'static str, name: String },
+    /// Rewrapping the sealed secrets under a new KEK failed.
+    #[error("cannot rewrap {context}: {reason}")]
+    Rewrap { context: String, reason: String },
 }
 
 impl From<TransactionError<StoreError>> for StoreError {

@@ -18,6 +18,9 @@
 //! | `meta` | name | bytes (last sequence, generated secrets' markers) |
 //! | `counters` | `ns/svc/fn` | call count (u64 BE); usage metrics, not replicated |
 //! | `executions`, `execution_ids` | see [`executions`] | execution records; not replicated |
+//! | `remote_servers` | `ns/name` | `RemoteServerRecord` (the replicated, secret-free view) |
+//! | `mcp_servers` | `ns/name` | [`crate::remote::model::McpServerConfig`] (sealed secrets; never replicated) |
+//! | `secrets` | `ns/name` | [`remote::SecretRecord`] (sealed; never replicated) |
 
 pub mod codec;
 pub mod control;
@@ -25,6 +28,7 @@ pub mod error;
 pub mod executions;
 pub mod identity;
 pub mod records;
+pub mod remote;
 pub mod repl;
 pub mod snapshot;
 
@@ -55,9 +59,12 @@ pub enum T {
     Confirmations,
     Meta,
     Repl,
+    RemoteServers,
+    McpServers,
+    Secrets,
 }
 
-const TREE_NAMES: [&str; 11] = [
+const TREE_NAMES: [&str; 14] = [
     "accounts",
     "emails",
     "keys_by_digest",
@@ -69,6 +76,9 @@ const TREE_NAMES: [&str; 11] = [
     "confirmations",
     "meta",
     "repl",
+    "remote_servers",
+    "mcp_servers",
+    "secrets",
 ];
 
 /// Handle on the control state. Cheap to clone.

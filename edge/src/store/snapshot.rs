@@ -30,6 +30,7 @@ impl Store {
             services: self.scan(T::Services, b"")?,
             functions: self.scan(T::Functions, b"")?,
             versions: self.scan(T::Versions, b"")?,
+            remote_servers: self.remote_server_views()?,
         })
     }
 }

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::Snapshot;
-use crate::model::{FunctionRecord, NamespaceRecord, ServiceRecord, VersionRecord};
+use crate::model::{
+    FunctionRecord, NamespaceRecord, RemoteServerRecord, ServiceRecord, VersionRecord,
+};
 
 /// Fixed allowance per record on top of its text fields (numbers, lengths, enum tags).
 const RECORD_OVERHEAD: usize = 64;
@@ -75,6 +77,10 @@ impl Snapshot {
         for r in self.versions {
             let i = fit(&mut parts, version_size(&r));
             parts[i].versions.push(r);
+        }
+        for r in self.remote_servers {
+            let i = fit(&mut parts, remote_server_size(&r));
+            parts[i].remote_servers.push(r);
         }
         let count = u32::try_from(parts.len()).unwrap_or(u32::MAX);
         parts
@@ -154,6 +160,7 @@ impl SnapshotAssembler {
         snap.services.extend(records.services);
         snap.functions.extend(records.functions);
         snap.versions.extend(records.versions);
+        snap.remote_servers.extend(records.remote_servers);
         if index + 1 == count {
             Ok(Some(snap))
         } else {
@@ -197,16 +204,33 @@ fn version_size(r: &VersionRecord) -> usize {
         + reqs
 }
 
+fn remote_server_size(r: &RemoteServerRecord) -> usize {
+    let tools: usize = r
+        .tools
+        .iter()
+        .map(|t| 16 + t.name.len() + t.description.len() + t.input_schema_json.len())
+        .sum();
+    RECORD_OVERHEAD
+        + r.namespace.len()
+        + r.name.len()
+        + r.description.len()
+        + r.schema_hash.len()
+        + tools
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::ReplEntry;
-    use crate::replication::state::tests::{func, ns, svc};
+    use crate::replication::state::tests::{func, ns, remote, svc};
 
     fn sample() -> Snapshot {
         let mut ops = vec![ns("a"), svc("a", "s")];
         for i in 0..40 {
             ops.push(func("a", "s", &format!("f{i:02}"), 1));
+        }
+        for i in 0..5 {
+            ops.push(remote("a", &format!("r{i}"), &["t1", "t2"]));
         }
         let entries: Vec<ReplEntry> = ops
             .into_iter()
@@ -247,9 +271,16 @@ mod tests {
             let size: usize = r.namespaces.iter().map(namespace_size).sum::<usize>()
                 + r.services.iter().map(service_size).sum::<usize>()
                 + r.functions.iter().map(function_size).sum::<usize>()
-                + r.versions.iter().map(version_size).sum::<usize>();
-            let records =
-                r.namespaces.len() + r.services.len() + r.functions.len() + r.versions.len();
+                + r.versions.iter().map(version_size).sum::<usize>()
+                + r.remote_servers
+                    .iter()
+                    .map(remote_server_size)
+                    .sum::<usize>();
+            let records = r.namespaces.len()
+                + r.services.len()
+                + r.functions.len()
+                + r.versions.len()
+                + r.remote_servers.len();
             assert!(
                 size <= 1000 || records == 1,
                 "{size} bytes in {records} records"
@@ -270,7 +301,7 @@ mod tests {
         assert_eq!(assemble(parts), empty);
         let snap = sample();
         let parts = snap.clone().into_parts(1);
-        assert_eq!(parts.len(), 2 + 40 + 40);
+        assert_eq!(parts.len(), 2 + 40 + 40 + 5);
         assert_eq!(assemble(parts), snap);
     }
 

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    FunctionRecord, NamespaceRecord, ReplEntry, ReplOp, ServiceRecord, VersionRecord,
+    FunctionRecord, NamespaceRecord, RemoteServerRecord, ReplEntry, ReplOp, ServiceRecord,
+    VersionRecord,
 };
 
 /// The whole replicated state at sequence `seq`, as sorted lists of records (sorted by
@@ -23,6 +24,8 @@ pub struct Snapshot {
     pub functions: Vec<FunctionRecord>,
     /// Sorted by (namespace, service, function, version).
     pub versions: Vec<VersionRecord>,
+    /// Sorted by (namespace, name).
+    pub remote_servers: Vec<RemoteServerRecord>,
 }
 
 impl Snapshot {
@@ -74,6 +77,10 @@ pub enum Write<'a> {
         service: &'a str,
         function: &'a str,
     },
+    /// Insert or replace the remote MCP server keyed by (namespace, name).
+    PutRemoteServer(&'a RemoteServerRecord),
+    /// Remove the remote MCP server (namespace, name).
+    RemoveRemoteServer { namespace: &'a str, name: &'a str },
 }
 
 impl Write<'_> {
@@ -84,11 +91,13 @@ impl Write<'_> {
             Write::PutService(s) => &s.namespace,
             Write::PutFunction(f) => &f.namespace,
             Write::PutVersion(v) => &v.namespace,
+            Write::PutRemoteServer(r) => &r.namespace,
             Write::RemoveService { namespace, .. }
             | Write::RemoveServiceFunctions { namespace, .. }
             | Write::RemoveServiceVersions { namespace, .. }
             | Write::RemoveFunction { namespace, .. }
-            | Write::RemoveFunctionVersions { namespace, .. } => namespace,
+            | Write::RemoveFunctionVersions { namespace, .. }
+            | Write::RemoveRemoteServer { namespace, .. } => namespace,
         }
     }
 }
@@ -134,6 +143,10 @@ pub fn writes(op: &ReplOp) -> Vec<Write<'_>> {
                 function: name,
             },
         ],
+        ReplOp::PutRemoteServer(r) => vec![Write::PutRemoteServer(r)],
+        ReplOp::DeleteRemoteServer { namespace, name } => {
+            vec![Write::RemoveRemoteServer { namespace, name }]
+        }
     }
 }
 
@@ -149,6 +162,7 @@ pub struct State {
     services: BTreeMap<ServiceKey, ServiceRecord>,
     functions: BTreeMap<FunctionKey, FunctionRecord>,
     versions: BTreeMap<VersionKey, VersionRecord>,
+    remote_servers: BTreeMap<ServiceKey, RemoteServerRecord>,
 }
 
 impl State {
@@ -214,6 +228,13 @@ impl State {
                 self.versions
                     .retain(|(n, s, f, _), _| !(n == namespace && s == service && f == function));
             }
+            Write::PutRemoteServer(r) => {
+                self.remote_servers
+                    .insert(skey(&r.namespace, &r.name), r.clone());
+            }
+            Write::RemoveRemoteServer { namespace, name } => {
+                self.remote_servers.remove(&skey(namespace, name));
+            }
         }
     }
 
@@ -225,6 +246,7 @@ impl State {
             services: self.services.values().cloned().collect(),
             functions: self.functions.values().cloned().collect(),
             versions: self.versions.values().cloned().collect(),
+            remote_servers: self.remote_servers.values().cloned().collect(),
         }
     }
 
@@ -245,6 +267,9 @@ impl State {
         }
         for v in snapshot.versions {
             state.versions.insert(vkey(&v), v);
+        }
+        for r in snapshot.remote_servers {
+            state.remote_servers.insert(skey(&r.namespace, &r.name), r);
         }
         state
     }
@@ -285,6 +310,19 @@ impl State {
     ) -> Option<&VersionRecord> {
         let key = (ns.to_owned(), svc.to_owned(), function.to_owned(), version);
         self.versions.get(&key)
+    }
+
+    /// The remote MCP servers of `ns`, sorted by name.
+    pub fn remote_servers(&self, ns: &str) -> Vec<&RemoteServerRecord> {
+        self.remote_servers
+            .values()
+            .filter(|r| r.namespace == ns)
+            .collect()
+    }
+
+    /// The remote MCP server (ns, name).
+    pub fn remote_server(&self, ns: &str, name: &str) -> Option<&RemoteServerRecord> {
+        self.remote_servers.get(&skey(ns, name))
     }
 
     /// Record counts: (namespaces, services, functions, versions).
@@ -376,6 +414,34 @@ pub(crate) mod tests {
 
     fn del_svc(ns: &str, name: &str) -> ReplOp {
         ReplOp::DeleteService {
+            namespace: ns.into(),
+            name: name.into(),
+        }
+    }
+
+    pub(crate) fn remote(ns: &str, name: &str, tools: &[&str]) -> ReplOp {
+        ReplOp::PutRemoteServer(RemoteServerRecord {
+            namespace: ns.into(),
+            name: name.into(),
+            description: format!("{name} server"),
+            enabled: true,
+            tools: tools
+                .iter()
+                .map(|t| crate::model::RemoteToolRecord {
+                    name: (*t).into(),
+                    description: format!("{t} tool"),
+                    input_schema_json: r#"{"type":"object"}"#.into(),
+                })
+                .collect(),
+            schema_hash: "00".into(),
+            max_calls_per_execution: 50,
+            timeout_seconds: 30,
+            updated_at: 1,
+        })
+    }
+
+    fn del_remote(ns: &str, name: &str) -> ReplOp {
+        ReplOp::DeleteRemoteServer {
             namespace: ns.into(),
             name: name.into(),
         }
@@ -523,6 +589,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn remote_servers_put_replace_delete_and_sort_per_namespace() {
+        let mut s = State::fold(&[
+            remote("a", "zeta", &["x"]),
+            remote("a", "alpha", &["y"]),
+            remote("ab", "alpha", &["z"]),
+            remote("a", "zeta", &["x", "x2"]),
+        ]);
+        let names: Vec<_> = s
+            .remote_servers("a")
+            .iter()
+            .map(|r| (r.name.as_str(), r.tools.len()))
+            .collect();
+        assert_eq!(names, [("alpha", 1), ("zeta", 2)]);
+        s.apply(&del_remote("a", "zeta"));
+        s.apply(&del_remote("a", "missing"));
+        assert!(s.remote_server("a", "zeta").is_none());
+        assert!(s.remote_server("ab", "alpha").is_some());
+        let snap = s.to_snapshot(9);
+        assert_eq!(
+            snap.remote_servers
+                .iter()
+                .map(|r| (r.namespace.as_str(), r.name.as_str()))
+                .collect::<Vec<_>>(),
+            [("a", "alpha"), ("ab", "alpha")]
+        );
+        assert_eq!(State::from_snapshot(snap.clone()).to_snapshot(9), snap);
+    }
+
+    #[test]
     fn every_write_names_the_namespace_it_touches() {
         for op in [
             ns("a"),
@@ -530,6 +625,8 @@ pub(crate) mod tests {
             func("a", "s", "f", 1),
             del_svc("a", "s"),
             del_fn("a", "s", "f"),
+            remote("a", "r", &["t"]),
+            del_remote("a", "r"),
         ] {
             let w = writes(&op);
             assert!(!w.is_empty());

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use paddock_shared::model::{
-    FunctionRecord, Language, NamespaceRecord, ReplEntry, ReplOp, ServiceRecord, VersionRecord,
+    FunctionRecord, Language, NamespaceRecord, RemoteServerRecord, RemoteToolRecord, ReplEntry,
+    ReplOp, ServiceRecord, VersionRecord,
 };
 
 pub fn ns(name: &str) -> ReplOp {
@@ -83,6 +84,41 @@ pub fn del_fn(ns: &str, svc: &str, name: &str) -> ReplOp {
     }
 }
 
+/// The secret-free view of remote MCP server (ns, name) exposing `tools`.
+pub fn remote_record(ns: &str, name: &str, tools: &[&str]) -> RemoteServerRecord {
+    RemoteServerRecord {
+        namespace: ns.into(),
+        name: name.into(),
+        description: format!("server {name}"),
+        enabled: true,
+        tools: tools
+            .iter()
+            .map(|t| RemoteToolRecord {
+                name: (*t).into(),
+                description: format!("tool {t}"),
+                input_schema_json: r#"{"type":"object","properties":{"q":{"type":"string"}}}"#
+                    .into(),
+            })
+            .collect(),
+        schema_hash: format!("{:064x}", tools.len()),
+        max_calls_per_execution: 50,
+        timeout_seconds: 30,
+        updated_at: 1,
+    }
+}
+
+/// Puts remote MCP server (ns, name) exposing `tools`.
+pub fn remote(ns: &str, name: &str, tools: &[&str]) -> ReplOp {
+    ReplOp::PutRemoteServer(remote_record(ns, name, tools))
+}
+
+pub fn del_remote(ns: &str, name: &str) -> ReplOp {
+    ReplOp::DeleteRemoteServer {
+        namespace: ns.into(),
+        name: name.into(),
+    }
+}
+
 /// Numbers `ops` from `first` on.
 pub fn numbered(first: u64, ops: impl IntoIterator<Item = ReplOp>) -> Vec<ReplEntry> {
     ops.into_iter()
@@ -93,7 +129,7 @@ pub fn numbered(first: u64, ops: impl IntoIterator<Item = ReplOp>) -> Vec<ReplEn
 
 /// The operation at `seq` of a deterministic mixed history over 3 namespaces, 4 services
 /// and 7 functions: mostly new versions, some metadata-only updates, function deletes and
-/// (rarer) service deletes.
+/// (rarer) service deletes, remote MCP server puts and deletes.
 pub fn op_at(seq: u64) -> ReplOp {
     let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
     x ^= x >> 29;
@@ -101,7 +137,8 @@ pub fn op_at(seq: u64) -> ReplOp {
     let s = format!("svc-{}", (x >> 8) % 4);
     let f = format!("fn_{}", (x >> 16) % 7);
     let v = u32::try_from(seq % u64::from(u32::MAX)).unwrap_or(1);
-    match (x >> 24) % 20 {
+    let r = format!("srv-{}", (x >> 32) % 3);
+    match (x >> 24) % 22 {
         0 => ns(&n),
         1 => svc(&n, &s),
         2 => ReplOp::PutFunction {
@@ -110,6 +147,8 @@ pub fn op_at(seq: u64) -> ReplOp {
         },
         3 | 4 => del_fn(&n, &s, &f),
         5 => del_svc(&n, &s),
+        20 => remote(&n, &r, &["echo", &f]),
+        21 => del_remote(&n, &r),
         _ => func(&n, &s, &f, v),
     }
 }
