@@ -508,7 +508,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
             FromWorker::Join { .. }
             | FromWorker::Ack { .. }
             | FromWorker::NeedFrom { .. }
-            | FromWorker::Ping { .. } => {
+            | FromWorker::Ping { .. }
+            | FromWorker::BridgeCall(_) => {
                 return "worker sent an edge-link frame on a direct connection".to_owned();
             }
         }

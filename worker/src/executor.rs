@@ -19,4 +19,12 @@ pub trait Executor: Send + Sync + 'static {
 
     /// Current load and pool accounting.
     fn stats(&self) -> WorkerStats;
+
+    /// Sends the calls sandboxed code makes to remote MCP tools to `remote` (the edge
+    /// link); false when the executor cannot make such calls (the default) or already
+    /// has a destination.
+    fn attach_remote(&self, remote: std::sync::Arc<dyn crate::slots::calls::RemoteCaller>) -> bool {
+        let _ = remote;
+        false
+    }
 }

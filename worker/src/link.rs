@@ -1,20 +1,30 @@
 //! The worker side of the edge link: dial the edge (with exponential backoff), join with
 //! the token, apply the replication stream into the sled [`Replica`], and run the
-//! `ExecuteV2` frames once the replica has applied their `min_seq` (read-your-writes).
-//! On shutdown the link stops taking executions, drains the running ones, then closes.
+//! `ExecuteV2`/`ExecuteV3` frames once the replica has applied their `min_seq`
+//! (read-your-writes). On shutdown the link stops taking executions, drains the running
+//! ones, then closes.
+//!
+//! The [`Bridge`] forwards sandboxed code's calls to remote MCP tools to the edge: it keeps
+//! the bridge key of every running `ExecuteV3` execution (the sandbox never sees it), sends
+//! a `BridgeCall` with it and matches the edge's `BridgeResult` by `call_id`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use paddock_shared::error::ErrorCode;
 use paddock_shared::exec::ExecutionRequest;
-use paddock_shared::protocol::{FrameCodec, FromWorker, ToWorker, VERSION, Welcome};
+use paddock_shared::protocol::{
+    BridgeCall, BridgeOutcome, FrameCodec, FromWorker, MAX_BRIDGE_VALUE_BYTES, ToWorker, VERSION,
+    Welcome,
+};
 use paddock_shared::replication::{Reply, SnapshotAssembler};
+use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::executor::Executor;
 use crate::replica::Replica;
+use crate::slots::calls::{CallFailure, CallFuture, RemoteCaller};
 
 /// First reconnect delay.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -117,6 +128,10 @@ pub async fn run<E: Executor>(
     executor: Arc<E>,
     shutdown: CancellationToken,
 ) -> bool {
+    let bridge = Arc::new(Bridge::default());
+    if !executor.attach_remote(bridge.clone()) {
+        debug!("the executor takes no remote MCP calls");
+    }
     let mut attempt = 0u32;
     loop {
         if shutdown.is_cancelled() {
@@ -124,10 +139,28 @@ pub async fn run<E: Executor>(
         }
         let ended = match connect(&opts.edge).await {
             Ok(Stream::Unix(s)) => {
-                serve(s, &opts, &replica, &executor, &shutdown, &mut attempt).await
+                serve(
+                    s,
+                    &opts,
+                    &replica,
+                    &executor,
+                    &bridge,
+                    &shutdown,
+                    &mut attempt,
+                )
+                .await
             }
             Ok(Stream::Tcp(s)) => {
-                serve(s, &opts, &replica, &executor, &shutdown, &mut attempt).await
+                serve(
+                    s,
+                    &opts,
+                    &replica,
+                    &executor,
+                    &bridge,
+                    &shutdown,
+                    &mut attempt,
+                )
+                .await
             }
             Err(e) => Ended::Lost(format!("cannot connect to {}: {e}", opts.edge)),
         };
@@ -177,6 +210,7 @@ async fn serve<S, E>(
     opts: &LinkOptions,
     replica: &Arc<Replica>,
     executor: &Arc<E>,
+    bridge: &Arc<Bridge>,
     shutdown: &CancellationToken,
     attempt: &mut u32,
 ) -> Ended
@@ -304,7 +338,9 @@ where
                         .await;
                 }
             },
-            ToWorker::ExecuteV2 { request, .. } | ToWorker::Execute(request)
+            ToWorker::ExecuteV2 { request, .. }
+            | ToWorker::ExecuteV3 { request, .. }
+            | ToWorker::Execute(request)
                 if drain_until.is_some() =>
             {
                 let _ = tx
@@ -318,7 +354,16 @@ where
                     })
                     .await;
             }
-            ToWorker::ExecuteV2 { request, min_seq } => {
+            frame @ (ToWorker::ExecuteV2 { .. } | ToWorker::ExecuteV3 { .. }) => {
+                let (request, min_seq, bridge_key) = match frame {
+                    ToWorker::ExecuteV3 {
+                        request,
+                        min_seq,
+                        bridge_key,
+                    } => (request, min_seq, Some(bridge_key)),
+                    ToWorker::ExecuteV2 { request, min_seq } => (request, min_seq, None),
+                    _ => continue,
+                };
                 let token = conn_cancel.child_token();
                 let id = request.execution_id.clone();
                 if lock(&running).insert(id.clone(), token.clone()).is_some() {
@@ -331,6 +376,9 @@ where
                         .await;
                     continue;
                 }
+                if let Some(key) = bridge_key {
+                    bridge.register(&id, key, tx.clone());
+                }
                 tasks.spawn(run_one(
                     request,
                     min_seq,
@@ -340,6 +388,7 @@ where
                     token,
                     tx.clone(),
                     running.clone(),
+                    bridge.clone(),
                 ));
             }
             ToWorker::Execute(request) => {
@@ -355,6 +404,7 @@ where
                     token,
                     tx.clone(),
                     running.clone(),
+                    bridge.clone(),
                 ));
             }
             ToWorker::Cancel { execution_id } => {
@@ -368,6 +418,7 @@ where
             ToWorker::StatsRequest => {
                 let _ = tx.send(FromWorker::Stats(executor.stats())).await;
             }
+            ToWorker::BridgeResult { call_id, outcome } => bridge.resolve(call_id, outcome),
             ToWorker::Pong { .. } => {}
             ToWorker::Error { code, message } => {
                 break Some(format!("the edge reported {code}: {message}"));
@@ -375,6 +426,8 @@ where
             ToWorker::Hello(_) => break Some("second Hello".to_owned()),
         }
     };
+    // Calls still waiting for the edge will never be answered on this connection.
+    bridge.disconnect();
     match ended {
         Some(why) => {
             // Nobody will read these results: the edge answers them WORKER_LOST.
@@ -413,18 +466,245 @@ async fn run_one<E: Executor>(
     cancel: CancellationToken,
     tx: mpsc::Sender<FromWorker>,
     running: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    bridge: Arc<Bridge>,
 ) {
     let id = request.execution_id.clone();
-    let frame = match replica.wait_for(min_seq, state_wait).await {
-        Err(e) => FromWorker::Error {
-            execution_id: Some(id.clone()),
-            code: e.code(),
-            message: e.to_string(),
+    // The edge's execution id: every log of this execution (slot lifecycle included)
+    // carries it, so one id follows a request from edge to worker to slot.
+    let span = tracing::info_span!("execution", execution_id = %id,
+        namespace = %request.namespace, tier = %request.profile, language = request.language.as_str());
+    let frame = tracing::Instrument::instrument(
+        async {
+            debug!(min_seq, "execution received");
+            match replica.wait_for(min_seq, state_wait).await {
+                Err(e) => {
+                    warn!(min_seq, error = %e, "execution refused: state not ready");
+                    FromWorker::Error {
+                        execution_id: Some(id.clone()),
+                        code: e.code(),
+                        message: e.to_string(),
+                    }
+                }
+                Ok(()) => {
+                    let r = executor.execute(request, cancel).await;
+                    info!(
+                        status = r.status.as_str(),
+                        slot_ms = r.duration_us as f64 / 1e3,
+                        "execution finished"
+                    );
+                    FromWorker::Result(r)
+                }
+            }
         },
-        Ok(()) => FromWorker::Result(executor.execute(request, cancel).await),
-    };
+        span,
+    )
+    .await;
     lock(&running).remove(&id);
+    bridge.unregister(&id);
     let _ = tx.send(frame).await;
+}
+
+/// One running execution's way to the edge: its bridge key and the link's writer.
+#[derive(Debug)]
+struct Route {
+    key: String,
+    tx: mpsc::Sender<FromWorker>,
+}
+
+#[derive(Debug, Default)]
+struct BridgeState {
+    routes: HashMap<String, Route>,
+    calls: HashMap<u64, oneshot::Sender<BridgeOutcome>>,
+}
+
+/// Forwards remote MCP calls of running executions to the edge (see the module doc).
+/// One per worker, shared by the pools (as their [`RemoteCaller`]) and the link.
+#[derive(Debug, Default)]
+pub struct Bridge {
+    state: Arc<Mutex<BridgeState>>,
+    next_call: AtomicU64,
+}
+
+/// Forgets a waiting call when its future ends (answered, timed out or dropped).
+struct CallGuard {
+    call_id: u64,
+    state: Arc<Mutex<BridgeState>>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        lock(&self.state).calls.remove(&self.call_id);
+    }
+}
+
+impl Bridge {
+    /// Keeps `key` for execution `id` until [`Bridge::unregister`].
+    pub fn register(&self, id: &str, key: String, tx: mpsc::Sender<FromWorker>) {
+        lock(&self.state)
+            .routes
+            .insert(id.to_owned(), Route { key, tx });
+    }
+
+    /// Forgets the key of execution `id` (it ended).
+    pub fn unregister(&self, id: &str) {
+        lock(&self.state).routes.remove(id);
+    }
+
+    /// Delivers the edge's answer to call `call_id` (unknown ids are ignored: the call
+    /// timed out or was canceled).
+    pub fn resolve(&self, call_id: u64, outcome: BridgeOutcome) {
+        let waiter = lock(&self.state).calls.remove(&call_id);
+        match waiter {
+            Some(w) => {
+                let _ = w.send(outcome);
+            }
+            None => debug!(call_id, "bridge result nobody waits for"),
+        }
+    }
+
+    /// The connection to the edge ended: every waiting call fails, every key is dropped.
+    pub fn disconnect(&self) {
+        let mut st = lock(&self.state);
+        st.calls.clear();
+        st.routes.clear();
+    }
+
+    /// Executions holding a key (for tests and stats).
+    pub fn executions(&self) -> usize {
+        lock(&self.state).routes.len()
+    }
+}
+
+fn failure(code: ErrorCode, message: impl Into<String>) -> CallFailure {
+    CallFailure::new(code.as_str(), message)
+}
+
+/// The text of a tool-level error result (its `content` texts, else its JSON), clipped.
+fn error_text(value: &Value) -> String {
+    let texts: Vec<&str> = value
+        .get("content")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|c| c.get("text").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = if !texts.is_empty() {
+        texts.join("\n")
+    } else if let Some(s) = value.as_str() {
+        s.to_owned()
+    } else {
+        value.to_string()
+    };
+    paddock_shared::protocol::clip_message(&text)
+}
+
+/// What the slot gets for the edge's answer.
+fn slot_answer(outcome: BridgeOutcome) -> Result<Value, CallFailure> {
+    match outcome {
+        BridgeOutcome::Ok(reply) => {
+            if reply.value_json.len() > MAX_BRIDGE_VALUE_BYTES {
+                return Err(failure(
+                    ErrorCode::ProtocolError,
+                    "the remote tool's answer is over the bridge's size limit",
+                ));
+            }
+            let value: Value = serde_json::from_str(&reply.value_json).map_err(|e| {
+                failure(
+                    ErrorCode::ProtocolError,
+                    format!("the edge sent a remote tool answer that is not JSON: {e}"),
+                )
+            })?;
+            if reply.is_error {
+                return Err(failure(ErrorCode::McpToolError, error_text(&value)));
+            }
+            Ok(json!({
+                "value": value,
+                "truncated": reply.truncated,
+                "bytes": reply.bytes,
+                "latency_ms": (reply.latency_us as f64) / 1000.0,
+            }))
+        }
+        BridgeOutcome::Err { code, message, .. } => Err(failure(code, message)),
+    }
+}
+
+impl RemoteCaller for Bridge {
+    fn call_remote(
+        &self,
+        execution_id: &str,
+        server: String,
+        tool: String,
+        input_json: String,
+        remaining: Duration,
+        cancel: CancellationToken,
+    ) -> CallFuture {
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed) + 1;
+        let (wait_tx, wait_rx) = oneshot::channel();
+        let sent = {
+            let mut st = lock(&self.state);
+            match st.routes.get(execution_id) {
+                None => None,
+                Some(route) => {
+                    let frame = FromWorker::BridgeCall(BridgeCall {
+                        execution_id: execution_id.to_owned(),
+                        bridge_key: route.key.clone(),
+                        call_id,
+                        server: server.clone(),
+                        tool: tool.clone(),
+                        input_json,
+                    });
+                    let tx = route.tx.clone();
+                    st.calls.insert(call_id, wait_tx);
+                    Some((tx, frame))
+                }
+            }
+        };
+        let Some((tx, frame)) = sent else {
+            return Box::pin(std::future::ready(Err(failure(
+                ErrorCode::McpServerUnavailable,
+                "remote MCP tools need an execution dispatched by the edge (protocol v3); \
+                 this one has no bridge key",
+            ))));
+        };
+        let forget = CallGuard {
+            call_id,
+            state: self.state.clone(),
+        };
+        Box::pin(async move {
+            let started = Instant::now();
+            if tx.send(frame).await.is_err() {
+                return Err(failure(
+                    ErrorCode::McpServerUnavailable,
+                    "the link to the edge closed before the call was sent",
+                ));
+            }
+            let name = format!("mcp__{server}__{tool}");
+            let outcome = tokio::select! {
+                r = wait_rx => r,
+                () = tokio::time::sleep(remaining) => {
+                    return Err(failure(
+                        ErrorCode::McpServerTimeout,
+                        format!("{name} did not answer within the execution's remaining {} ms", remaining.as_millis()),
+                    ));
+                }
+                () = cancel.cancelled() => {
+                    return Err(failure(ErrorCode::McpServerUnavailable, "the execution ended during the call"));
+                }
+            };
+            drop(forget);
+            debug!(call = %name, elapsed_us = started.elapsed().as_micros() as u64, "remote call answered");
+            match outcome {
+                Ok(o) => slot_answer(o),
+                Err(_) => Err(failure(
+                    ErrorCode::McpServerUnavailable,
+                    "the link to the edge was lost during the call",
+                )),
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -573,13 +573,15 @@ impl<E: Executor> Conn<E> {
                 ToWorker::Pong { .. } | ToWorker::Error { .. } => {}
                 ToWorker::Replicate { .. }
                 | ToWorker::Snapshot { .. }
-                | ToWorker::ExecuteV2 { .. } => {
+                | ToWorker::ExecuteV2 { .. }
+                | ToWorker::ExecuteV3 { .. }
+                | ToWorker::BridgeResult { .. } => {
                     // Edge-link frames (v2) belong on the link the worker dials (link.rs).
                     warn!(peer = %self.peer, reason = "edge-link frame on a direct connection", "closing connection");
                     let _ = self
                         .tx
                         .send(conn_error(
-                            "replication and ExecuteV2 frames are only accepted on the edge link",
+                            "replication, ExecuteV2/V3 and bridge frames are only accepted on the edge link",
                         ))
                         .await;
                     break;

@@ -145,6 +145,12 @@ print(json.dumps(out))
         v["all"],
         json!([
             "FunctionCallError",
+            "RemoteBlocked",
+            "RemoteBudgetExceeded",
+            "RemoteTimeout",
+            "RemoteToolError",
+            "RemoteToolFailed",
+            "RemoteUnavailable",
             "_1st",
             "a_b",
             "a_b_2",
@@ -153,6 +159,7 @@ print(json.dumps(out))
             "class_",
             "describe",
             "find",
+            "last_remote_call",
             "none_props",
             "search",
             "search_"

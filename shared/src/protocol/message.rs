@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::FrameKind;
+use super::bridge::{BridgeCall, BridgeOutcome};
 use crate::error::ErrorCode;
 use crate::exec::{ExecutionRequest, ExecutionResult, WorkerStats};
 use crate::model::{Language, ReplEntry};
@@ -83,6 +84,19 @@ pub enum ToWorker {
         code: ErrorCode,
         message: String,
     },
+    /// v3: [`ToWorker::ExecuteV2`] plus the execution's bridge key (hex, 256 random bits),
+    /// which the worker keeps next to the running execution (never in the sandbox) and
+    /// sends back with each [`FromWorker::BridgeCall`] of that execution.
+    ExecuteV3 {
+        request: ExecutionRequest,
+        min_seq: u64,
+        bridge_key: String,
+    },
+    /// v3: the answer to the worker's [`FromWorker::BridgeCall`] with the same `call_id`.
+    BridgeResult {
+        call_id: u64,
+        outcome: BridgeOutcome,
+    },
 }
 
 impl Message for ToWorker {
@@ -123,6 +137,8 @@ pub enum FromWorker {
     NeedFrom { seq: u64 },
     /// v2: liveness probe from the worker; answered by [`ToWorker::Pong`].
     Ping { nonce: u64 },
+    /// v3: sandboxed code calls a remote MCP tool; answered by [`ToWorker::BridgeResult`].
+    BridgeCall(BridgeCall),
 }
 
 impl Message for FromWorker {
@@ -132,7 +148,7 @@ impl Message for FromWorker {
 /// [`ErrorCode`] travels as its stable numeric value, not as the enum's declaration
 /// index, so adding a code never shifts the encoding. A value this build does not know
 /// (a newer peer) decodes as [`ErrorCode::Internal`].
-mod code_as_u16 {
+pub(super) mod code_as_u16 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     use crate::error::ErrorCode;

@@ -35,6 +35,13 @@
 //! `FromWorker::{Join, Ack, NeedFrom, Ping}`. Version-1 variants encode exactly as before
 //! (only the header's version byte says which version the sender speaks).
 //!
+//! # Version 3 (bridge)
+//!
+//! Appended variants: `ToWorker::{ExecuteV3, BridgeResult}` and `FromWorker::BridgeCall`
+//! (see [`BridgeCall`]): an execution carries a bridge key, and sandboxed code's calls to
+//! remote MCP tools travel slot → worker → edge over the link. A side sends them only
+//! when the peer announced version 3 or later (`Welcome.version` / `Hello.version`).
+//!
 //! # Versioning
 //!
 //! Variants are only ever appended, never reordered or changed; a new variant or a new
@@ -45,6 +52,7 @@
 //! bincode is an implementation detail of [`encode_frame`] / [`decode_frame`] so that it
 //! can be swapped (bincode is unmaintained upstream).
 
+mod bridge;
 mod codec;
 mod frame;
 mod message;
@@ -52,6 +60,11 @@ mod message;
 #[cfg(test)]
 mod tests;
 
+pub use bridge::{
+    BRIDGE_KEY_BYTES, BridgeCall, BridgeCallError, BridgeOutcome, BridgeReply,
+    MAX_BRIDGE_INPUT_BYTES, MAX_BRIDGE_MESSAGE_BYTES, MAX_BRIDGE_NAME_BYTES,
+    MAX_BRIDGE_VALUE_BYTES, clip_message,
+};
 pub use codec::FrameCodec;
 pub use frame::{
     FrameError, FrameHeader, decode_frame, decode_frame_eof, encode_frame, encode_frame_as,
@@ -62,7 +75,7 @@ pub use message::{FromWorker, Hello, Message, ToWorker, Welcome};
 /// The three magic bytes that open every frame.
 pub const MAGIC: [u8; 3] = *b"PDK";
 /// The protocol version this build speaks (and writes into every frame it sends).
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// The oldest protocol version this build still accepts.
 pub const MIN_VERSION: u8 = 1;
 /// Size of the fixed frame header, in bytes.

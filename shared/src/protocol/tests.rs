@@ -151,6 +151,46 @@ fn from_worker_v2_samples() -> Vec<FromWorker> {
     ]
 }
 
+/// The variants added in version 3 (bridge).
+fn to_worker_v3_samples() -> Vec<ToWorker> {
+    vec![
+        ToWorker::ExecuteV3 {
+            request: request(),
+            min_seq: 3,
+            bridge_key: "k1".into(),
+        },
+        ToWorker::BridgeResult {
+            call_id: 5,
+            outcome: BridgeOutcome::Ok(BridgeReply {
+                value_json: "{}".into(),
+                is_error: false,
+                truncated: true,
+                bytes: 2,
+                latency_us: 300,
+            }),
+        },
+        ToWorker::BridgeResult {
+            call_id: 6,
+            outcome: BridgeOutcome::Err {
+                code: ErrorCode::CallBudgetExceeded,
+                message: "no".into(),
+                latency_us: 1,
+            },
+        },
+    ]
+}
+
+fn from_worker_v3_samples() -> Vec<FromWorker> {
+    vec![FromWorker::BridgeCall(BridgeCall {
+        execution_id: "e1".into(),
+        bridge_key: "k1".into(),
+        call_id: 5,
+        server: "s".into(),
+        tool: "t".into(),
+        input_json: "{}".into(),
+    })]
+}
+
 fn from_worker_samples() -> Vec<FromWorker> {
     vec![
         FromWorker::Welcome(Welcome {
@@ -203,6 +243,7 @@ fn every_variant_round_trips() {
     for msg in to_worker_samples()
         .into_iter()
         .chain(to_worker_v2_samples())
+        .chain(to_worker_v3_samples())
     {
         let mut buf = encode(&msg);
         assert_eq!(
@@ -214,6 +255,7 @@ fn every_variant_round_trips() {
     for msg in from_worker_samples()
         .into_iter()
         .chain(from_worker_v2_samples())
+        .chain(from_worker_v3_samples())
     {
         let mut buf = encode(&msg);
         assert_eq!(
@@ -279,7 +321,7 @@ fn bad_version_is_refused() {
     assert_eq!(
         err.to_string(),
         format!(
-            "unsupported protocol version {} (this side speaks 1..=2)",
+            "unsupported protocol version {} (this side speaks 1..={VERSION})",
             VERSION + 1
         )
     );
@@ -520,6 +562,79 @@ fn golden_bytes_per_variant() {
             "encoding of {msg:?} changed"
         );
     }
+    let to_worker_v3 = [
+        GOLDEN_EXECUTE_V3,
+        GOLDEN_BRIDGE_RESULT_OK,
+        GOLDEN_BRIDGE_RESULT_ERR,
+    ];
+    for (msg, golden) in to_worker_v3_samples().iter().zip(to_worker_v3) {
+        assert_eq!(
+            hex(&encode_as(3, msg)),
+            golden,
+            "encoding of {msg:?} changed"
+        );
+    }
+    for (msg, golden) in from_worker_v3_samples().iter().zip([GOLDEN_BRIDGE_CALL]) {
+        assert_eq!(
+            hex(&encode_as(3, msg)),
+            golden,
+            "encoding of {msg:?} changed"
+        );
+    }
+}
+
+#[test]
+fn bridge_calls_are_bounded() {
+    let ok = BridgeCall {
+        execution_id: "e1".into(),
+        bridge_key: "k".into(),
+        call_id: 1,
+        server: "s".into(),
+        tool: "t".into(),
+        input_json: "{}".into(),
+    };
+    assert_eq!(ok.check(), Ok(()));
+    let long = "x".repeat(MAX_BRIDGE_NAME_BYTES + 1);
+    let bad = BridgeCall {
+        tool: long,
+        ..ok.clone()
+    };
+    assert!(matches!(
+        bad.check(),
+        Err(BridgeCallError::BadName { field: "tool name" })
+    ));
+    let at_cap = BridgeCall {
+        input_json: "x".repeat(MAX_BRIDGE_INPUT_BYTES),
+        ..ok.clone()
+    };
+    assert_eq!(at_cap.check(), Ok(()));
+    let over = BridgeCall {
+        input_json: "x".repeat(MAX_BRIDGE_INPUT_BYTES + 1),
+        ..ok
+    };
+    assert!(matches!(
+        over.check(),
+        Err(BridgeCallError::InputTooLarge { .. })
+    ));
+    // The largest call and the largest answer fit a default frame.
+    let mut buf = BytesMut::new();
+    encode_frame(&FromWorker::BridgeCall(over), &mut buf, CAP).expect("largest call fits");
+    let answer = ToWorker::BridgeResult {
+        call_id: 1,
+        outcome: BridgeOutcome::Ok(BridgeReply {
+            value_json: "x".repeat(MAX_BRIDGE_VALUE_BYTES),
+            is_error: false,
+            truncated: false,
+            bytes: 0,
+            latency_us: 0,
+        }),
+    };
+    encode_frame(&answer, &mut buf, CAP).expect("largest answer fits");
+    let message = "é".repeat(MAX_BRIDGE_MESSAGE_BYTES);
+    let clipped = clip_message(&message);
+    assert!(clipped.len() <= MAX_BRIDGE_MESSAGE_BYTES);
+    assert!(clipped.ends_with('…'));
+    assert_eq!(clip_message("short"), "short");
 }
 
 #[test]
@@ -536,6 +651,12 @@ fn print_golden_bytes() {
     }
     for m in from_worker_v2_samples() {
         println!("{m:?}\n{}", hex(&encode_as(2, &m)));
+    }
+    for m in to_worker_v3_samples() {
+        println!("{m:?}\n{}", hex(&encode_as(3, &m)));
+    }
+    for m in from_worker_v3_samples() {
+        println!("{m:?}\n{}", hex(&encode_as(3, &m)));
     }
 }
 
@@ -560,3 +681,7 @@ const GOLDEN_ACK: &str = "50444b020200000000020603";
 const GOLDEN_NEED_FROM: &str = "50444b020200000000020702";
 const GOLDEN_FROM_WORKER_PING: &str = "50444b020200000000020807";
 const GOLDEN_TO_WORKER_ERROR: &str = "50444b0201000000000509c8026e6f";
+const GOLDEN_EXECUTE_V3: &str = "50444b030100000000270a026531026e730466726565000e726573756c74203d2031202b2031027b7d01fbf40103026b31";
+const GOLDEN_BRIDGE_RESULT_OK: &str = "50444b0301000000000c0b0500027b7d000102fb2c01";
+const GOLDEN_BRIDGE_RESULT_ERR: &str = "50444b0301000000000a0b0601fb5902026e6f01";
+const GOLDEN_BRIDGE_CALL: &str = "50444b0302000000000f09026531026b310501730174027b7d";

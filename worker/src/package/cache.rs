@@ -4,9 +4,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use paddock_shared::model::{FunctionRecord, Language, VersionRecord};
+use paddock_shared::model::{FunctionRecord, Language, RemoteServerRecord, VersionRecord};
 
-use super::{Package, generate};
+use super::{Package, generate_with_remote};
+
+/// What a package is generated from: the stamp it was read at, the functions with their
+/// current versions, and the remote MCP servers.
+pub type Contents = (
+    u64,
+    Vec<(FunctionRecord, VersionRecord)>,
+    Vec<RemoteServerRecord>,
+);
 
 type Key = (String, u64, Language);
 
@@ -91,7 +99,28 @@ impl PackageCache {
             return Ok(p);
         }
         let (read_stamp, functions) = load()?;
-        let package = generate(namespace, &functions, language);
+        let package = generate_with_remote(namespace, &functions, &[], language);
+        Ok(self.insert(namespace, read_stamp, package))
+    }
+
+    /// [`PackageCache::get_or_generate`] with the namespace's remote MCP servers too:
+    /// `load` returns [`Contents`] read together at one stamp (e.g.
+    /// `Replica::namespace_contents_stamped`).
+    ///
+    /// # Errors
+    /// Whatever `load` returns; nothing is cached then.
+    pub fn get_or_generate_contents<E>(
+        &self,
+        namespace: &str,
+        stamp: u64,
+        language: Language,
+        load: impl FnOnce() -> Result<Contents, E>,
+    ) -> Result<Arc<Package>, E> {
+        if let Some(p) = self.get(namespace, stamp, language) {
+            return Ok(p);
+        }
+        let (read_stamp, functions, remote) = load()?;
+        let package = generate_with_remote(namespace, &functions, &remote, language);
         Ok(self.insert(namespace, read_stamp, package))
     }
 

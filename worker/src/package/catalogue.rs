@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use paddock_shared::model::{FunctionRecord, Language, VersionRecord};
+use paddock_shared::model::{FunctionRecord, Language, RemoteServerRecord, VersionRecord};
 use paddock_shared::names::to_identifier;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,18 @@ use serde::{Deserialize, Serialize};
 pub const MAX_DESCRIPTION_CHARS: usize = 80;
 
 /// Top-level names of the package API; services and functions never take them.
-const RESERVED_TOP: &[&str] = &["search", "describe", "FunctionCallError"];
+const RESERVED_TOP: &[&str] = &[
+    "search",
+    "describe",
+    "FunctionCallError",
+    "RemoteToolError",
+    "RemoteTimeout",
+    "RemoteBlocked",
+    "RemoteBudgetExceeded",
+    "RemoteUnavailable",
+    "RemoteToolFailed",
+    "last_remote_call",
+];
 
 /// Lower-case Python keywords and JavaScript reserved words: a name equal to one gets a
 /// trailing `_` (`class` → `class_`) so it imports in both languages.
@@ -137,6 +148,45 @@ pub struct Entry {
     pub file: Option<String>,
 }
 
+/// One tool of a remote MCP server, as the package exposes it: a wrapper named
+/// `mcp__{server}__{tool}` that calls the tool through the bridge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemoteEntry {
+    /// The wrapper's identifier (`mcp__{server}__{tool}`, every character outside
+    /// `[A-Za-z0-9_]` turned into `_`, `_2`… on a clash); also its `call`.
+    pub key: String,
+    /// Same as `key` (how the catalogue calls it).
+    pub call: String,
+    /// Same as `key` (search scores names on it).
+    pub ident: String,
+    /// Server name as attached.
+    pub server: String,
+    /// Same as `server` (search scores services on it).
+    pub service: String,
+    /// The server name as an identifier (`-` → `_`).
+    pub service_ident: String,
+    /// Exposed tool name, as sent to the edge.
+    pub tool: String,
+    /// Same as `tool`.
+    pub name: String,
+    /// Same as `key` (the call-log name).
+    pub qualified: String,
+    /// One-line description.
+    pub description: String,
+    /// Arguments from the cached input schema, required first.
+    pub params: Option<Vec<Param>>,
+    /// `mcp__s__t(req, opt=None)` / `mcp__s__t({req, opt?})`.
+    pub signature: String,
+    /// The cached input schema (pinned parameters already removed by the edge).
+    pub input_schema: Option<serde_json::Value>,
+    /// Always `mcp`.
+    pub language: &'static str,
+    /// Always `None` (remote tools have no versions here).
+    pub version: Option<u32>,
+    /// The server is disabled: calls fail with `RemoteUnavailable`.
+    pub disabled: bool,
+}
+
 /// Every function of a namespace, resolved for one package language.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalogue {
@@ -146,8 +196,63 @@ pub struct Catalogue {
     pub services: Vec<(String, String)>,
     /// Functions, sorted by service then function (the input order).
     pub entries: Vec<Entry>,
+    /// Remote MCP tools, by server name then tool name.
+    pub remote: Vec<RemoteEntry>,
     /// The catalogue text (docstring).
     pub text: String,
+}
+
+/// The wrapper identifier of remote tool `tool` of `server`: `mcp__{server}__{tool}` with
+/// every character outside `[A-Za-z0-9_]` turned into `_`.
+pub fn remote_ident(server: &str, tool: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("mcp__{}__{}", clean(server), clean(tool))
+}
+
+fn remote_entries(language: Language, servers: &[RemoteServerRecord]) -> Vec<RemoteEntry> {
+    let mut servers: Vec<&RemoteServerRecord> = servers.iter().collect();
+    servers.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut taken = BTreeSet::new();
+    let mut out = Vec::new();
+    for srv in servers {
+        let mut tools: Vec<_> = srv.tools.iter().collect();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        for t in tools {
+            let key = dedupe(remote_ident(&srv.name, &t.name), &taken);
+            taken.insert(key.clone());
+            let params = params_of(&t.input_schema_json);
+            let input_schema = serde_json::from_str(&t.input_schema_json).ok();
+            out.push(RemoteEntry {
+                signature: signature(language, &key, params.as_deref()),
+                call: key.clone(),
+                ident: key.clone(),
+                qualified: key.clone(),
+                key,
+                server: srv.name.clone(),
+                service: srv.name.clone(),
+                service_ident: to_identifier(&srv.name),
+                tool: t.name.clone(),
+                name: t.name.clone(),
+                description: one_line(&t.description),
+                params,
+                input_schema,
+                language: "mcp",
+                version: None,
+                disabled: !srv.enabled,
+            });
+        }
+    }
+    out
 }
 
 impl Catalogue {
@@ -155,6 +260,16 @@ impl Catalogue {
     pub fn build(
         namespace: &str,
         functions: &[(FunctionRecord, VersionRecord)],
+        language: Language,
+    ) -> Catalogue {
+        Catalogue::build_with_remote(namespace, functions, &[], language)
+    }
+
+    /// [`Catalogue::build`] plus the tools of the namespace's remote MCP servers.
+    pub fn build_with_remote(
+        namespace: &str,
+        functions: &[(FunctionRecord, VersionRecord)],
+        remote: &[RemoteServerRecord],
         language: Language,
     ) -> Catalogue {
         let mut services: Vec<(String, String)> = Vec::new();
@@ -237,12 +352,14 @@ impl Catalogue {
             e.signature = signature(language, &e.call, e.params.as_deref());
         }
 
-        let text = render(namespace, language, &services, &entries);
+        let remote = remote_entries(language, remote);
+        let text = render(namespace, language, &services, &entries, &remote);
         Catalogue {
             namespace: namespace.to_owned(),
             language,
             services,
             entries,
+            remote,
             text,
         }
     }
@@ -253,6 +370,7 @@ impl Catalogue {
             "namespace": self.namespace,
             "language": self.language.as_str(),
             "functions": self.entries,
+            "remote": self.remote,
         });
         value.to_string()
     }
@@ -400,6 +518,7 @@ fn render(
     language: Language,
     services: &[(String, String)],
     entries: &[Entry],
+    remote: &[RemoteEntry],
 ) -> String {
     let n = entries.len();
     let plural = if n == 1 { "" } else { "s" };
@@ -429,8 +548,27 @@ fn render(
             out.push('\n');
         }
     }
-    // Issue 6 adds one `[server]` group per remote MCP server here, one line per tool:
-    // `mcp__{server}__{tool}(req, opt=None) — description`.
-    out.push_str("[RemoteMCP]\nnone\n");
+    // One `[server]` group per remote MCP server, one line per tool.
+    out.push_str("[RemoteMCP]\n");
+    if remote.is_empty() {
+        out.push_str("none\n");
+    }
+    let mut server: Option<&str> = None;
+    for e in remote {
+        if server != Some(e.server.as_str()) {
+            server = Some(&e.server);
+            if e.disabled {
+                out.push_str(&format!("[{}] (disabled)\n", e.server));
+            } else {
+                out.push_str(&format!("[{}]\n", e.server));
+            }
+        }
+        out.push_str(&e.signature);
+        if !e.description.is_empty() {
+            out.push_str(" — ");
+            out.push_str(&e.description);
+        }
+        out.push('\n');
+    }
     out
 }

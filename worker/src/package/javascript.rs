@@ -41,6 +41,22 @@ pub fn files(
             files.insert(format!("functions/{file}"), to_javascript(&v.code));
         }
     }
+    if !catalogue.remote.is_empty() {
+        let mut text = format!(
+            "// Remote MCP tools of namespace {ns}: generated wrappers.\n\"use strict\";\n\
+             const rt = require(\"./_runtime.js\");\nmodule.exports = {{\n",
+            ns = catalogue.namespace,
+        );
+        for e in &catalogue.remote {
+            text.push_str(&format!(
+                "  {}: rt.remoteWrapper({}),\n",
+                e.key,
+                js_str(&e.key)
+            ));
+        }
+        text.push_str("};\n");
+        files.insert("functions/_mcp.js".to_owned(), text);
+    }
     files
 }
 
@@ -68,11 +84,18 @@ fn index(catalogue: &Catalogue) -> String {
     for (_, ident) in &catalogue.services {
         out.push_str(&format!("const {ident} = require(\"./{ident}.js\");\n"));
     }
+    if !catalogue.remote.is_empty() {
+        out.push_str("const _mcp = require(\"./_mcp.js\");\n");
+    }
     out.push_str("module.exports = {\n");
     out.push_str(&format!("  __doc__: {},\n", js_str(&catalogue.text)));
     out.push_str(
         "  search: rt.search,\n  describe: rt.describe,\n  \
-         FunctionCallError: rt.FunctionCallError,\n  _calls: rt._calls,\n",
+         FunctionCallError: rt.FunctionCallError,\n  _calls: rt._calls,\n  \
+         RemoteToolError: rt.RemoteToolError,\n  RemoteTimeout: rt.RemoteTimeout,\n  \
+         RemoteBlocked: rt.RemoteBlocked,\n  RemoteBudgetExceeded: rt.RemoteBudgetExceeded,\n  \
+         RemoteUnavailable: rt.RemoteUnavailable,\n  RemoteToolFailed: rt.RemoteToolFailed,\n  \
+         get last_remote_call() {\n    return rt.lastRemoteCall();\n  },\n",
     );
     for (_, ident) in &catalogue.services {
         out.push_str(&format!("  {ident},\n"));
@@ -82,6 +105,9 @@ fn index(catalogue: &Catalogue) -> String {
             "  {}: {}.{},\n",
             e.ident, e.service_ident, e.ident
         ));
+    }
+    for e in &catalogue.remote {
+        out.push_str(&format!("  {}: _mcp.{},\n", e.key, e.key));
     }
     out.push_str("};\n");
     out

@@ -10,6 +10,7 @@
 //! functions/_runtime.py        wrappers, call log, search/describe, code loading (asset)
 //! functions/_bridge.py         cross-language / remote calls through the runner (asset)
 //! functions/_discover.py       search/describe, imported on first use (asset)
+//! functions/_mcp.py            mcp__{server}__{tool} wrappers of remote MCP tools
 //! functions/_catalog.json      the namespace's functions as data
 //! functions/_code/<svc>__<fn>.py   source of every Python function (current version)
 //! ```
@@ -60,11 +61,11 @@ mod python;
 
 use std::collections::BTreeMap;
 
-use paddock_shared::model::{FunctionRecord, Language, VersionRecord};
+use paddock_shared::model::{FunctionRecord, Language, RemoteServerRecord, VersionRecord};
 use sha2::{Digest, Sha256};
 
-pub use cache::PackageCache;
-pub use catalogue::{Catalogue, Entry, Param};
+pub use cache::{Contents, PackageCache};
+pub use catalogue::{Catalogue, Entry, Param, RemoteEntry, remote_ident};
 /// Module name under which a warm Python runner may pre-import a copy of
 /// [`PYTHON_RUNTIME`]; `functions/__init__.py` then uses it instead of compiling
 /// `functions/_runtime.py` (saves most of the import cost). Optional.
@@ -74,7 +75,12 @@ pub use python::RUNTIME as PYTHON_RUNTIME;
 
 /// `target` of the `call` frame for a namespace function run in the other language.
 pub const CALL_TARGET_FUNCTION: &str = "function";
-/// `target` reserved for remote MCP tools (issue 6): args `{namespace, server, tool, input}`.
+/// `target` of the `call` frame for a remote MCP tool: args `{namespace, server, tool,
+/// input}` (`tool` is the exposed name). The worker forwards it to the edge over the link
+/// with the execution's bridge key and answers `call_result {id, ok: true, value: {value,
+/// truncated, bytes, latency_ms}}` or `{ok: false, error: {type: CODE, message}}` where
+/// `CODE` is a stable error code (`CALL_BUDGET_EXCEEDED`, `RULE_BLOCKED`,
+/// `MCP_SERVER_TIMEOUT`, …) that the package maps to its typed exceptions.
 pub const CALL_TARGET_MCP: &str = "mcp";
 /// Directory of the package inside the workspace (the import name).
 pub const PACKAGE_DIR: &str = "functions";
@@ -103,7 +109,19 @@ pub fn generate(
     functions: &[(FunctionRecord, VersionRecord)],
     language: Language,
 ) -> Package {
-    let catalogue = Catalogue::build(namespace, functions, language);
+    generate_with_remote(namespace, functions, &[], language)
+}
+
+/// [`generate`] plus one `mcp__{server}__{tool}` wrapper per tool of the namespace's
+/// remote MCP servers (`functions/_mcp.py` / `functions/_mcp.js`), listed under
+/// `[RemoteMCP]` in the catalogue and found by `search`/`describe`.
+pub fn generate_with_remote(
+    namespace: &str,
+    functions: &[(FunctionRecord, VersionRecord)],
+    remote: &[RemoteServerRecord],
+    language: Language,
+) -> Package {
+    let catalogue = Catalogue::build_with_remote(namespace, functions, remote, language);
     let files = match language {
         Language::Python => python::files(&catalogue, functions),
         Language::TypeScript => javascript::files(&catalogue, functions),

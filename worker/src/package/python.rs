@@ -28,7 +28,30 @@ else:
 _runtime.load(__path__[0])
 
 from functions._runtime import FunctionCallError, _calls, describe, search
+from functions._runtime import (
+    RemoteBlocked,
+    RemoteBudgetExceeded,
+    RemoteTimeout,
+    RemoteToolError,
+    RemoteToolFailed,
+    RemoteUnavailable,
+    last_remote_call,
+)
 ";
+
+/// Names every Python package exports besides its services and functions.
+const API: &[&str] = &[
+    "FunctionCallError",
+    "RemoteBlocked",
+    "RemoteBudgetExceeded",
+    "RemoteTimeout",
+    "RemoteToolError",
+    "RemoteToolFailed",
+    "RemoteUnavailable",
+    "describe",
+    "last_remote_call",
+    "search",
+];
 
 /// Module name under which a warm Python runner may pre-import [`RUNTIME`] (from its own
 /// copy) so that `import functions` skips compiling it; optional.
@@ -61,16 +84,24 @@ pub fn files(
             files.insert(format!("functions/{file}"), v.code.clone());
         }
     }
+    if !catalogue.remote.is_empty() {
+        let mut text = format!(
+            "\"\"\"Remote MCP tools of namespace {ns}: generated wrappers.\"\"\"\n\n\
+             from functions._runtime import remote_wrapper as _remote\n\n",
+            ns = catalogue.namespace,
+        );
+        for e in &catalogue.remote {
+            text.push_str(&format!("{} = _remote({})\n", e.key, py_str(&e.key)));
+        }
+        files.insert("functions/_mcp.py".to_owned(), text);
+    }
     files
 }
 
 fn init(catalogue: &Catalogue) -> String {
     let mut out = py_docstring(&catalogue.text);
     out.push_str(PRELUDE);
-    let mut all: Vec<String> = ["FunctionCallError", "describe", "search"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let mut all: Vec<String> = API.iter().map(|s| (*s).to_owned()).collect();
     if !catalogue.services.is_empty() {
         let idents: Vec<&str> = catalogue.services.iter().map(|(_, i)| i.as_str()).collect();
         out.push_str(&format!("from functions import {}\n", idents.join(", ")));
@@ -82,6 +113,11 @@ fn init(catalogue: &Catalogue) -> String {
             e.service_ident, e.ident
         ));
         all.push(e.ident.clone());
+    }
+    if !catalogue.remote.is_empty() {
+        let keys: Vec<&str> = catalogue.remote.iter().map(|e| e.key.as_str()).collect();
+        out.push_str(&format!("from functions._mcp import {}\n", keys.join(", ")));
+        all.extend(keys.iter().map(|s| (*s).to_owned()));
     }
     let quoted: Vec<String> = all.iter().map(|s| py_str(s)).collect();
     out.push_str(&format!("\n__all__ = [{}]\n", quoted.join(", ")));

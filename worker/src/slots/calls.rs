@@ -1,6 +1,7 @@
 //! `call` frames from sandboxed code: the [`CallHandler`] seam a slot uses to answer them,
 //! and [`FunctionCalls`], which runs a namespace function (usually one written in the
-//! other language) as a nested execution on the same pools.
+//! other language) as a nested execution on the same pools, and forwards calls to remote
+//! MCP tools (target `mcp`) to a [`RemoteCaller`] (the edge link, `crate::link::Bridge`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pool::{Nesting, PoolSet};
 use crate::package::{CALL_TARGET_FUNCTION, CALL_TARGET_MCP};
+use paddock_shared::protocol::{BridgeCall, MAX_BRIDGE_INPUT_BYTES};
 
 /// Deepest nesting of function calls through the worker (the top execution is depth 0).
 /// Stops call loops (`a` calls `b` calls `a` …) long before they exhaust the pools.
@@ -33,6 +35,24 @@ pub mod call_error {
     pub const BAD_CALL: &str = "InvalidCall";
     /// The worker could not run the call.
     pub const FAILED: &str = "CallFailed";
+}
+
+/// Where calls to remote MCP tools go: the edge, over the link that dispatched the
+/// execution (which holds its bridge key). Answers `value` = `{value, truncated, bytes,
+/// latency_ms}`, or a failure whose type is a stable error code (`CALL_BUDGET_EXCEEDED`,
+/// `MCP_SERVER_TIMEOUT`, …).
+pub trait RemoteCaller: Send + Sync + std::fmt::Debug {
+    /// Calls `tool` of `server` for the top-level execution `execution_id`, with the
+    /// arguments `input_json` (a JSON object), within `remaining`.
+    fn call_remote(
+        &self,
+        execution_id: &str,
+        server: String,
+        tool: String,
+        input_json: String,
+        remaining: Duration,
+        cancel: CancellationToken,
+    ) -> CallFuture;
 }
 
 /// A call that failed: `error: {type, message}` of the `call_result` frame.
@@ -94,8 +114,92 @@ pub(super) struct FunctionCalls {
     pub namespace: String,
     pub profile: String,
     pub execution_id: String,
+    /// The top-level execution (the one the edge dispatched, whose bridge key pays for
+    /// remote calls made at any depth).
+    pub root_execution_id: String,
     pub depth: u32,
     pub seq: AtomicU64,
+}
+
+/// The `args` of an `mcp` call: `{namespace, server, tool, input}`.
+fn parse_remote(args: &Value) -> Result<(String, String, String, String), CallFailure> {
+    let text = |k: &str| {
+        args.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                CallFailure::new(
+                    call_error::BAD_CALL,
+                    format!("the remote tool call has no `{k}` text"),
+                )
+            })
+    };
+    let input = match args.get("input") {
+        None | Some(Value::Null) => json!({}),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => {
+            return Err(CallFailure::new(
+                call_error::BAD_CALL,
+                "the arguments of a remote tool call must be an object",
+            ));
+        }
+    };
+    let input_json = input.to_string();
+    if input_json.len() > MAX_BRIDGE_INPUT_BYTES {
+        return Err(CallFailure::new(
+            call_error::BAD_CALL,
+            format!(
+                "the arguments are {} bytes, over the {} KiB limit of a remote tool call",
+                input_json.len(),
+                MAX_BRIDGE_INPUT_BYTES / 1024
+            ),
+        ));
+    }
+    let (namespace, server, tool) = (text("namespace")?, text("server")?, text("tool")?);
+    let probe = BridgeCall {
+        execution_id: String::new(),
+        bridge_key: String::new(),
+        call_id: 0,
+        server: server.clone(),
+        tool: tool.clone(),
+        input_json: String::new(),
+    };
+    probe
+        .check()
+        .map_err(|e| CallFailure::new(call_error::BAD_CALL, e.to_string()))?;
+    Ok((namespace, server, tool, input_json))
+}
+
+impl FunctionCalls {
+    fn remote(&self, args: &Value, remaining: Duration, cancel: CancellationToken) -> CallFuture {
+        let (namespace, server, tool, input_json) = match parse_remote(args) {
+            Ok(c) => c,
+            Err(e) => return ready(Err(e)),
+        };
+        if namespace != self.namespace {
+            return ready(Err(CallFailure::new(
+                call_error::NAMESPACE_DENIED,
+                format!(
+                    "code of namespace {:?} cannot call remote tools of namespace {namespace:?}",
+                    self.namespace
+                ),
+            )));
+        }
+        let Some(remote) = self.set.remote_caller() else {
+            return ready(Err(not_supported(
+                "remote MCP tools are only available to executions dispatched by an edge \
+                 (this worker is not joined to one)",
+            )));
+        };
+        remote.call_remote(
+            &self.root_execution_id,
+            server,
+            tool,
+            input_json,
+            remaining,
+            cancel,
+        )
+    }
 }
 
 /// The `args` of a `function` call.
@@ -174,14 +278,10 @@ impl CallHandler for FunctionCalls {
     ) -> CallFuture {
         match target {
             CALL_TARGET_FUNCTION => {}
-            CALL_TARGET_MCP => {
-                return ready(Err(not_supported(
-                    "calls to remote MCP tools are not supported yet (remote MCP servers come with issue 6)",
-                )));
-            }
+            CALL_TARGET_MCP => return self.remote(&args, remaining, cancel),
             other => {
                 return ready(Err(not_supported(format!(
-                    "unknown call target {other:?}; the sandbox can call \"function\""
+                    "unknown call target {other:?}; the sandbox can call \"function\" and \"mcp\""
                 ))));
             }
         }
@@ -216,6 +316,7 @@ impl CallHandler for FunctionCalls {
         let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let execution_id = format!("{}.call{n}", self.execution_id);
         let (set, profile, depth) = (self.set.clone(), self.profile.clone(), self.depth + 1);
+        let root = self.root_execution_id.clone();
         Box::pin(async move {
             let version = source
                 .version(&call.namespace, &call.service, &call.function, call.version)
@@ -258,6 +359,7 @@ impl CallHandler for FunctionCalls {
                     Nesting {
                         depth,
                         context: Some(context),
+                        root_execution_id: Some(root),
                     },
                 )
                 .await;
@@ -270,15 +372,21 @@ impl CallHandler for FunctionCalls {
 pub(super) fn for_execution(
     set: &PoolSet,
     req: &ExecutionRequest,
-    depth: u32,
+    nesting: &Nesting,
 ) -> Option<Arc<dyn CallHandler>> {
-    set.namespace_source()?;
+    if set.namespace_source().is_none() && set.remote_caller().is_none() {
+        return None;
+    }
     Some(Arc::new(FunctionCalls {
         set: set.clone(),
         namespace: req.namespace.clone(),
         profile: req.profile.clone(),
         execution_id: req.execution_id.clone(),
-        depth,
+        root_execution_id: nesting
+            .root_execution_id
+            .clone()
+            .unwrap_or_else(|| req.execution_id.clone()),
+        depth: nesting.depth,
         seq: AtomicU64::new(0),
     }))
 }
@@ -310,6 +418,31 @@ mod tests {
         let reply = call_reply(json!(7), Err(not_supported("no")));
         assert_eq!(reply["error"]["type"], "NotSupported");
         assert_eq!(reply["id"], 7);
+    }
+
+    #[test]
+    fn remote_call_args_are_checked() {
+        let ok = parse_remote(&json!({"namespace": "n", "server": "s", "tool": "t"}));
+        assert_eq!(
+            ok.ok(),
+            Some(("n".into(), "s".into(), "t".into(), "{}".into()))
+        );
+        let kind = |v: Value| parse_remote(&v).err().map(|e| e.error_type);
+        let bad = Some(call_error::BAD_CALL.to_owned());
+        assert_eq!(kind(json!({"namespace": "n", "server": "s"})), bad);
+        assert_eq!(
+            kind(json!({"namespace": "n", "server": "s", "tool": "t", "input": [1]})),
+            bad
+        );
+        assert_eq!(
+            kind(json!({"namespace": "n", "server": "", "tool": "t"})),
+            bad
+        );
+        let big = "x".repeat(MAX_BRIDGE_INPUT_BYTES);
+        assert_eq!(
+            kind(json!({"namespace": "n", "server": "s", "tool": "t", "input": {"a": big}})),
+            bad
+        );
     }
 
     #[test]

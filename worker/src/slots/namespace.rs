@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use paddock_shared::model::{FunctionRecord, Language, VersionRecord};
 
-use crate::package::{Package, PackageCache};
+use crate::package::{Contents, Package, PackageCache};
 use crate::replica::Replica;
 
 /// Packages kept by a pool set (namespace × stamp × language).
@@ -33,6 +33,15 @@ pub trait NamespaceSource: Send + Sync {
     /// # Errors
     /// The source cannot be read.
     fn functions(&self, namespace: &str) -> Result<Stamped, SourceError>;
+
+    /// The functions and the remote MCP servers (issue 6) of the namespace with the stamp
+    /// they were read at. The default has no remote servers.
+    ///
+    /// # Errors
+    /// The source cannot be read.
+    fn contents(&self, namespace: &str) -> Result<Contents, SourceError> {
+        self.functions(namespace).map(|(s, f)| (s, f, Vec::new()))
+    }
 
     /// One version of one function (`None` when unknown).
     ///
@@ -68,6 +77,11 @@ impl NamespaceSource for Replica {
             .map_err(|e| source_error(namespace, e))
     }
 
+    fn contents(&self, namespace: &str) -> Result<Contents, SourceError> {
+        self.namespace_contents_stamped(namespace)
+            .map_err(|e| source_error(namespace, e))
+    }
+
     fn version(
         &self,
         namespace: &str,
@@ -87,6 +101,10 @@ impl<T: NamespaceSource + ?Sized> NamespaceSource for Arc<T> {
 
     fn functions(&self, namespace: &str) -> Result<Stamped, SourceError> {
         (**self).functions(namespace)
+    }
+
+    fn contents(&self, namespace: &str) -> Result<Contents, SourceError> {
+        (**self).contents(namespace)
     }
 
     fn version(
@@ -147,7 +165,7 @@ impl Namespaces {
         };
         let stamp = source.stamp(namespace)?;
         self.packages
-            .get_or_generate(namespace, stamp, language, || source.functions(namespace))
+            .get_or_generate_contents(namespace, stamp, language, || source.contents(namespace))
             .map(Some)
     }
 }

@@ -66,6 +66,8 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     namespaces: Namespaces,
+    /// Where calls to remote MCP tools go (the edge link), once attached.
+    remote: std::sync::OnceLock<Arc<dyn calls::RemoteCaller>>,
 }
 
 /// Where an execution sits in a chain of function calls: depth 0 is the caller's
@@ -75,6 +77,9 @@ pub(super) struct Nesting {
     pub depth: u32,
     /// The execute frame's `context` (a called function's namespace, service, …).
     pub context: Option<Value>,
+    /// The top-level execution of a nested call (`None` at depth 0): remote MCP calls
+    /// made at any depth use its bridge key.
+    pub root_execution_id: Option<String>,
 }
 
 /// The pools of one worker (cheap to clone).
@@ -135,6 +140,7 @@ impl PoolSet {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             namespaces: Namespaces::new(),
+            remote: std::sync::OnceLock::new(),
         });
         for pool in inner.pools.values() {
             if pool.target > 0 {
@@ -159,6 +165,17 @@ impl PoolSet {
     /// when one was already set.
     pub fn set_namespace_source(&self, source: Arc<dyn NamespaceSource>) -> bool {
         self.inner.namespaces.set(source)
+    }
+
+    /// Sets where calls to remote MCP tools go (the edge link); false (keeping the old
+    /// one) when one was already set.
+    pub fn set_remote_caller(&self, remote: Arc<dyn calls::RemoteCaller>) -> bool {
+        self.inner.remote.set(remote).is_ok()
+    }
+
+    /// Where calls to remote MCP tools go, if anywhere.
+    pub fn remote_caller(&self) -> Option<Arc<dyn calls::RemoteCaller>> {
+        self.inner.remote.get().cloned()
     }
 
     /// The namespace source, if one is set.
@@ -375,7 +392,7 @@ impl PoolSet {
             None
         };
         let call_handler = if with_namespace {
-            calls::for_execution(self, &req, nesting.depth)
+            calls::for_execution(self, &req, &nesting)
         } else {
             None
         };
@@ -399,6 +416,8 @@ impl PoolSet {
         // (its pipe is broken before it saw the code) is replaced, a few times at most.
         for _ in 0..3 {
             let warm = pool.ready.lock().ok().and_then(|mut q| q.pop_front());
+            // Slot lifecycle logs run in the caller's span (the link's `execution` span).
+            tracing::debug!(warm = warm.is_some(), profile = %pool.profile, "slot taken");
             if warm.is_none() {
                 pool.wake.notify_one();
             }
@@ -425,9 +444,13 @@ impl PoolSet {
             pool.used_total.fetch_add(1, Ordering::Relaxed);
             let observed = slot.run(&self.inner.cgroups, &job, &cancel).await;
             let cg = self.inner.cgroups.clone();
+            tracing::debug!(ok = observed.is_ok(), "slot used; destroying it");
             self.inner
                 .tasks
-                .spawn(async move { slot.destroy(&cg).await });
+                .spawn(tracing::Instrument::in_current_span(async move {
+                    slot.destroy(&cg).await;
+                    tracing::debug!("slot destroyed");
+                }));
             // Refill after the run, so the new slot's fork/exec does not compete with it.
             pool.wake.notify_one();
             match observed {
@@ -517,6 +540,10 @@ impl Executor for PoolSet {
         self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.inner.executions_total.fetch_add(1, Ordering::Relaxed);
         r
+    }
+
+    fn attach_remote(&self, remote: Arc<dyn calls::RemoteCaller>) -> bool {
+        self.set_remote_caller(remote)
     }
 
     fn stats(&self) -> WorkerStats {

@@ -17,6 +17,9 @@ const catalog = require("./_catalog.json");
 const NAMESPACE = catalog.namespace;
 const ENTRIES = catalog.functions;
 const BY_KEY = new Map(ENTRIES.map((e) => [e.key, e]));
+const REMOTE = catalog.remote || [];
+const REMOTE_BY_KEY = new Map(REMOTE.map((e) => [e.key, e]));
+const ALL = ENTRIES.concat(REMOTE);
 
 /** Most calls kept in `_calls`; later ones are only counted in `_callsDropped.count`. */
 const MAX_CALLS = 1000;
@@ -32,6 +35,101 @@ class FunctionCallError extends Error {
     this.type = type;
     this.errorMessage = message;
   }
+}
+
+/**
+ * A remote MCP tool call failed. `code` is the platform's stable error code (e.g.
+ * "CALL_BUDGET_EXCEEDED"), `server` and `tool` name the call; subclasses say why.
+ */
+class RemoteToolError extends FunctionCallError {
+  constructor(code, message, server, tool) {
+    super(code, message);
+    this.name = new.target.name;
+    this.code = code;
+    this.server = server;
+    this.tool = tool;
+    this.message = `${server ? `mcp__${server}__${tool}: ` : ""}${code}: ${message}`;
+  }
+}
+/** The server did not answer in time. */
+class RemoteTimeout extends RemoteToolError {}
+/** A rule of the namespace blocked the call. */
+class RemoteBlocked extends RemoteToolError {}
+/** This execution used up the server's max_calls_per_execution. */
+class RemoteBudgetExceeded extends RemoteToolError {}
+/** The server is down, disabled, removed, or the bridge is not available. */
+class RemoteUnavailable extends RemoteToolError {}
+/** The tool ran and reported an error (MCP `isError`). */
+class RemoteToolFailed extends RemoteToolError {}
+
+const REMOTE_ERRORS = {
+  MCP_SERVER_TIMEOUT: RemoteTimeout,
+  TimeoutError: RemoteTimeout,
+  RULE_BLOCKED: RemoteBlocked,
+  CALL_BUDGET_EXCEEDED: RemoteBudgetExceeded,
+  MCP_SERVER_UNAVAILABLE: RemoteUnavailable,
+  MCP_SERVER_DISABLED: RemoteUnavailable,
+  MCP_SERVER_NOT_FOUND: RemoteUnavailable,
+  BRIDGE_KEY_INVALID: RemoteUnavailable,
+  WORKER_LOST: RemoteUnavailable,
+  NotSupported: RemoteUnavailable,
+  RuntimeUnavailable: RemoteUnavailable,
+  MCP_TOOL_ERROR: RemoteToolFailed,
+};
+
+/** The typed error for a failed remote call with error `code`. */
+function remoteError(code, message, server, tool) {
+  const Cls = Object.prototype.hasOwnProperty.call(REMOTE_ERRORS, code) ? REMOTE_ERRORS[code] : RemoteToolError;
+  return new Cls(code, message, server, tool);
+}
+
+let lastRemote = {};
+/** What the last remote call reported: {name, truncated, bytes, latency_ms}. */
+function lastRemoteCall() {
+  return lastRemote;
+}
+
+function invokeRemote(entry, input) {
+  const args = { namespace: NAMESPACE, server: entry.server, tool: entry.tool, input };
+  const bridge = require("./_bridge.js");
+  return bridge.call(bridge.TARGET_MCP, args).then(
+    (reply) => {
+      if (!reply || typeof reply !== "object" || !("value" in reply)) {
+        throw new RemoteToolError("PROTOCOL_ERROR", "malformed bridge answer", entry.server, entry.tool);
+      }
+      lastRemote = {
+        name: entry.key,
+        truncated: Boolean(reply.truncated),
+        bytes: reply.bytes || 0,
+        latency_ms: reply.latency_ms || 0,
+      };
+      return reply.value;
+    },
+    (e) => {
+      if (e instanceof RemoteToolError) throw e;
+      const code = e instanceof FunctionCallError ? String(e.type) : "CallError";
+      const message = e instanceof FunctionCallError ? e.errorMessage : String((e && e.message) || e);
+      throw remoteError(code, message, entry.server, entry.tool);
+    },
+  );
+}
+
+/** The callable for the remote MCP tool `key` (`mcp__server__tool`); returns a Promise. */
+function remoteWrapper(key) {
+  const entry = REMOTE_BY_KEY.get(key);
+  if (!entry) throw new Error(`functions package: no remote tool ${key}`);
+  const fn = function (...args) {
+    let input;
+    try {
+      input = buildInput(entry, args);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return invokeRemote(entry, input);
+  };
+  Object.defineProperty(fn, "name", { value: key });
+  fn.__doc__ = entry.description ? `${entry.signature} — ${entry.description}` : entry.signature;
+  return fn;
 }
 
 function label(entry) {
@@ -246,8 +344,8 @@ function search(query, limit = 20) {
     .split(/\s+/)
     .filter(Boolean)
     .map((t) => t.replace(/-/g, "_"));
-  if (!tokens.length) return ENTRIES.slice(0, limit).map(summary);
-  return ENTRIES.map((e) => [score(e, tokens), e])
+  if (!tokens.length) return ALL.slice(0, limit).map(summary);
+  return ALL.map((e) => [score(e, tokens), e])
     .filter(([s]) => s > 0)
     .sort((a, b) => b[0] - a[0] || (a[1].key < b[1].key ? -1 : a[1].key > b[1].key ? 1 : 0))
     .slice(0, limit)
@@ -256,9 +354,9 @@ function search(query, limit = 20) {
 
 function find(name) {
   const wanted = String(name).trim().replace(/-/g, "_");
-  const exact = ENTRIES.find((e) => e.call === wanted || e.key === wanted);
+  const exact = ALL.find((e) => e.call === wanted || e.key === wanted);
   if (exact) return exact;
-  const short = ENTRIES.filter((e) => e.ident === wanted);
+  const short = ALL.filter((e) => e.ident === wanted);
   if (short.length === 1) return short[0];
   if (short.length > 1) {
     throw new Error(`'${name}' names several functions; use one of: ${short.map((e) => e.key).join(", ")}`);
@@ -289,6 +387,15 @@ Object.defineProperty(globalThis, "__paddock_package", {
 module.exports = {
   NAMESPACE,
   FunctionCallError,
+  RemoteToolError,
+  RemoteTimeout,
+  RemoteBlocked,
+  RemoteBudgetExceeded,
+  RemoteUnavailable,
+  RemoteToolFailed,
+  remoteError,
+  remoteWrapper,
+  lastRemoteCall,
   _calls,
   _callsDropped,
   wrapper,

@@ -24,17 +24,21 @@ _HERE = None
 NAMESPACE = None
 _ENTRIES = []
 _BY_KEY = {}
+_REMOTE = []
+_REMOTE_BY_KEY = {}
 
 
 def load(package_dir):
     """Reads `_catalog.json` of the package in `package_dir` (called by its __init__)."""
-    global _HERE, NAMESPACE, _ENTRIES, _BY_KEY
+    global _HERE, NAMESPACE, _ENTRIES, _BY_KEY, _REMOTE, _REMOTE_BY_KEY
     with open(os.path.join(package_dir, "_catalog.json"), encoding="utf-8") as f:
         catalog = json.load(f)
     _HERE = package_dir
     NAMESPACE = catalog["namespace"]
     _ENTRIES = catalog["functions"]
     _BY_KEY = {e["key"]: e for e in _ENTRIES}
+    _REMOTE = catalog.get("remote") or []
+    _REMOTE_BY_KEY = {e["key"]: e for e in _REMOTE}
 
 
 #: Most calls kept in `_calls`; later ones are only counted in `_calls_dropped`.
@@ -62,6 +66,69 @@ class FunctionCallError(Exception):
 
     def __str__(self):
         return f"{self.type}: {self.message}"
+
+
+class RemoteToolError(FunctionCallError):
+    """A remote MCP tool call failed. `code` is the platform's stable error code (e.g.
+    "CALL_BUDGET_EXCEEDED"), `server` and `tool` name the call; subclasses say why."""
+
+    def __init__(self, code, message, server=None, tool=None):
+        super().__init__(code, message)
+        self.code = code
+        self.server = server
+        self.tool = tool
+
+    def __str__(self):
+        where = f"mcp__{self.server}__{self.tool}: " if self.server else ""
+        return f"{where}{self.code}: {self.message}"
+
+
+class RemoteTimeout(RemoteToolError):
+    """The server did not answer in time (its timeout_seconds, or the execution's time)."""
+
+
+class RemoteBlocked(RemoteToolError):
+    """A rule of the namespace blocked the call (or a required parameter was missing)."""
+
+
+class RemoteBudgetExceeded(RemoteToolError):
+    """This execution used up the server's max_calls_per_execution."""
+
+
+class RemoteUnavailable(RemoteToolError):
+    """The server is down, disabled, removed, or the bridge is not available."""
+
+
+class RemoteToolFailed(RemoteToolError):
+    """The tool ran and reported an error (MCP `isError`)."""
+
+
+#: Error code → exception class; other codes raise RemoteToolError itself.
+_REMOTE_ERRORS = {
+    "MCP_SERVER_TIMEOUT": RemoteTimeout,
+    "TimeoutError": RemoteTimeout,
+    "RULE_BLOCKED": RemoteBlocked,
+    "CALL_BUDGET_EXCEEDED": RemoteBudgetExceeded,
+    "MCP_SERVER_UNAVAILABLE": RemoteUnavailable,
+    "MCP_SERVER_DISABLED": RemoteUnavailable,
+    "MCP_SERVER_NOT_FOUND": RemoteUnavailable,
+    "BRIDGE_KEY_INVALID": RemoteUnavailable,
+    "WORKER_LOST": RemoteUnavailable,
+    "NotSupported": RemoteUnavailable,
+    "RuntimeUnavailable": RemoteUnavailable,
+    "MCP_TOOL_ERROR": RemoteToolFailed,
+}
+
+
+def remote_error(code, message, server=None, tool=None):
+    """The typed exception for a failed remote call with error `code`."""
+    cls = _REMOTE_ERRORS.get(code, RemoteToolError)
+    return cls(code, message, server, tool)
+
+
+#: What the last remote call reported: {name, truncated, bytes, latency_ms} (updated in
+#: place, so `functions.last_remote_call` is always current).
+last_remote_call = {}
 
 
 def _label(entry):
@@ -225,6 +292,52 @@ def wrapper(key):
     return call
 
 
+def _invoke_remote(entry, input_data):
+    from functions import _bridge
+
+    try:
+        reply = _bridge.call(
+            _bridge.TARGET_MCP,
+            {
+                "namespace": NAMESPACE,
+                "server": entry["server"],
+                "tool": entry["tool"],
+                "input": input_data,
+            },
+        )
+    except FunctionCallError as e:
+        raise remote_error(e.type, e.message, entry["server"], entry["tool"]) from None
+    if not isinstance(reply, dict) or "value" not in reply:
+        raise RemoteToolError("PROTOCOL_ERROR", "malformed bridge answer", entry["server"], entry["tool"])
+    last_remote_call.clear()
+    last_remote_call.update(
+        {
+            "name": entry["key"],
+            "truncated": bool(reply.get("truncated")),
+            "bytes": reply.get("bytes", 0),
+            "latency_ms": reply.get("latency_ms", 0),
+        }
+    )
+    return reply["value"]
+
+
+def remote_wrapper(key):
+    """The callable for the remote MCP tool `key` (`mcp__server__tool`)."""
+    entry = _REMOTE_BY_KEY[key]
+
+    def call(*args, **kwargs):
+        return _invoke_remote(entry, _build_input(entry, args, kwargs))
+
+    call.__name__ = key
+    call.__qualname__ = key
+    call.__module__ = "functions._mcp"
+    doc = entry["signature"]
+    if entry["description"]:
+        doc += " — " + entry["description"]
+    call.__doc__ = doc
+    return call
+
+
 def call_by_name(service, function, input_data):
     """Calls `service.function` (original names) with `input_data` as its arguments
     (tool mode: the worker's generated snippet calls this)."""
@@ -235,12 +348,13 @@ def call_by_name(service, function, input_data):
 
 
 def search(query, limit=20):
-    """Functions matching every word of `query` (case-insensitive) in their name, service
-    or description, best first: [{name, service, function, signature, description,
-    language}]. `name` is how to call it from the package."""
+    """Functions and remote MCP tools matching every word of `query` (case-insensitive)
+    in their name, service (server) or description, best first: [{name, service, function,
+    signature, description, language}]. `name` is how to call it from the package;
+    remote tools have language "mcp"."""
     from functions import _discover
 
-    return _discover.search(_ENTRIES, query, limit)
+    return _discover.search(_ENTRIES + _REMOTE, query, limit)
 
 
 def describe(name):
@@ -249,4 +363,4 @@ def describe(name):
     version}. Raises LookupError for an unknown or ambiguous name."""
     from functions import _discover
 
-    return _discover.describe(_ENTRIES, NAMESPACE, name)
+    return _discover.describe(_ENTRIES + _REMOTE, NAMESPACE, name)
