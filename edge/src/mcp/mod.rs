@@ -8,6 +8,7 @@
 //! edge runs it stateless with JSON replies by default; `mcp_sessions = true` turns on
 //! legacy sessions (then `initialize` hands out an `Mcp-Session-Id`, unknown ids get 404).
 
+pub mod cancel;
 pub mod fast;
 pub mod run;
 
@@ -45,25 +46,37 @@ pub struct CallCtx {
 pub struct McpHandler {
     backend: Arc<dyn Backend>,
     run: Arc<dyn RunTools>,
+    cancels: Arc<cancel::Cancels>,
 }
 
-/// The rmcp tower service type the HTTP layer calls.
-pub type McpService = StreamableHttpService<McpHandler, LocalSessionManager>;
+/// The tower service the HTTP layer calls: rmcp's streamable HTTP service behind the
+/// stateless cancellation table ([`cancel`]).
+pub type McpService = cancel::CancelService;
 
 /// Builds the rmcp streamable HTTP service. Host validation is the edge's job
 /// (routing), so rmcp's own allow-list is disabled.
 pub fn service(backend: Arc<dyn Backend>, run: Arc<dyn RunTools>, sessions: bool) -> McpService {
-    let handler = McpHandler { backend, run };
+    let cancels = Arc::new(cancel::Cancels::default());
+    let handler = McpHandler {
+        backend,
+        run,
+        cancels: cancels.clone(),
+    };
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .with_legacy_session_mode(sessions)
         .with_json_response(!sessions)
         .with_sse_keep_alive(None);
-    StreamableHttpService::new(
+    let inner = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(LocalSessionManager::default()),
         config,
-    )
+    );
+    cancel::CancelService {
+        inner,
+        cancels,
+        stateless: !sessions,
+    }
 }
 
 /// Turns a [`ToolDef`] into an MCP tool (description and input schema always present;
@@ -164,6 +177,12 @@ impl ServerHandler for McpHandler {
         let ctx = ctx_of(&context)?;
         let args = request.arguments.unwrap_or_default();
         if ctx.endpoint == Endpoint::Run {
+            // A stateless `notifications/cancelled` naming this request finds it here.
+            let _registered = self.cancels.register(
+                &ctx.principal,
+                cancel::RequestKey::from(&context.id),
+                context.ct.clone(),
+            );
             let out = self
                 .run
                 .call_outcome(
