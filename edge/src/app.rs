@@ -112,6 +112,7 @@ use paddock_shared::model::Tier;
 use crate::identity::jwt::Jwt;
 use crate::identity::throttle::LoginThrottle;
 use crate::identity::{keys, secrets};
+use crate::quota::{Limiter, UsageCounters};
 use crate::store::records::{AccountRecord, ApiKeyRecord};
 use crate::store::{ReplicationLog, Store, StoreError, now};
 use crate::tools;
@@ -129,6 +130,8 @@ pub struct AppConfig {
     pub key_pepper: Option<String>,
     /// Email of the admin account made on first start.
     pub admin_email: String,
+    /// Monthly quota, rates and concurrency per tier (`[limits]`).
+    pub limits: crate::quota::LimitsConfig,
 }
 
 impl AppConfig {
@@ -140,6 +143,7 @@ impl AppConfig {
             jwt_secret: None,
             key_pepper: None,
             admin_email: "admin@localhost".to_owned(),
+            limits: crate::quota::LimitsConfig::default(),
         }
     }
 }
@@ -163,6 +167,10 @@ pub enum StartupError {
     },
     #[error("cannot create the admin account: {0}")]
     Admin(String),
+    #[error("invalid limits:\n  - {}", .0.join("\n  - "))]
+    Limits(Vec<String>),
+    #[error("cannot open the usage counters: {0}")]
+    Usage(#[from] crate::quota::durable::UsageStoreError),
 }
 
 /// File names under the data directory.
@@ -186,6 +194,10 @@ struct Inner {
     pepper: Vec<u8>,
     pub(crate) jwt: Jwt,
     throttle: LoginThrottle,
+    /// Quota, rate and concurrency checks (in memory).
+    limiter: Arc<Limiter>,
+    /// The limiter's monthly counters, durable in the store's sled database.
+    usage: UsageCounters,
 }
 
 /// Every scope.
@@ -221,6 +233,15 @@ impl App {
         let pepper = secrets::load_or_create(cfg.key_pepper.as_deref(), &dir.join(PEPPER_FILE))?;
         let jwt_secret =
             secrets::load_or_create(cfg.jwt_secret.as_deref(), &dir.join(JWT_SECRET_FILE))?;
+        let limiter = Arc::new(Limiter::new(
+            cfg.limits.table().map_err(StartupError::Limits)?,
+        ));
+        let usage = UsageCounters::open_in(
+            store.db(),
+            Arc::clone(&limiter),
+            cfg.limits.flush_interval(),
+            crate::quota::now_ms(),
+        )?;
         let app = App {
             inner: Arc::new(Inner {
                 cfg,
@@ -228,6 +249,8 @@ impl App {
                 pepper,
                 jwt: Jwt::new(&jwt_secret),
                 throttle: LoginThrottle::default(),
+                limiter,
+                usage,
             }),
         };
         let key = app.ensure_admin()?;
@@ -307,6 +330,24 @@ impl App {
 
     pub(crate) fn throttle(&self) -> &LoginThrottle {
         &self.inner.throttle
+    }
+
+    /// The quota, rate and concurrency limiter (admission on the MCP path).
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.inner.limiter
+    }
+
+    /// The durable monthly usage counters (flushes, stored values).
+    pub fn usage_counters(&self) -> &UsageCounters {
+        &self.inner.usage
+    }
+
+    /// This month's usage of `p`'s account: executions, limit, reset time, rate and
+    /// concurrency (the `get_usage` tool and `GET /v1/usage`).
+    pub fn usage_report(&self, p: &Principal) -> crate::quota::UsageReport {
+        self.inner
+            .limiter
+            .usage(&p.account_id, p.tier, crate::quota::now_ms())
     }
 
     /// Makes and stores a key; returns the raw key (shown once) and its record.
@@ -499,8 +540,12 @@ impl App {
         self.inner.store.log().committed_seq()
     }
 
-    /// Flushes sled; called on shutdown.
+    /// Writes the usage counters a last time, then flushes sled; called on shutdown.
     pub fn shutdown(&self) {
+        match self.inner.usage.shutdown() {
+            Ok(n) => tracing::info!(counters = n, "usage counters flushed"),
+            Err(e) => tracing::error!(error = %e, "usage counters not flushed at shutdown"),
+        }
         if let Err(e) = self.inner.store.flush() {
             tracing::error!(error = %e, "flushing the state database on shutdown failed");
         }

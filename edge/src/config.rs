@@ -115,6 +115,10 @@ pub struct EdgeConfig {
     /// API-key digest pepper; unset = generated and kept in the data dir.
     #[serde(default)]
     pub key_pepper: Option<String>,
+    /// `[limits]`: monthly executions, rates and concurrency per tier (see
+    /// [`crate::quota::config`]); env `PADDOCK_EDGE_LIMITS_<TIER>_<KEY>`.
+    #[serde(default)]
+    pub limits: crate::quota::LimitsConfig,
 }
 
 impl Default for EdgeConfig {
@@ -233,6 +237,11 @@ impl EdgeConfig {
                     Ok(v) => self.registration_enabled = v,
                     Err(_) => problems.push(bad("true or false")),
                 },
+                k if k.starts_with("limits_") => {
+                    if let Err(e) = self.limits.set_env(&k["limits_".len()..], &value) {
+                        problems.push(format!("{name}: {e}"));
+                    }
+                }
                 // Variables the edge reads elsewhere (e.g. PADDOCK_EDGE_LOG) are not keys.
                 "log" | "bin" => {}
                 _ => problems.push(format!("{name}: unknown key `{key}`")),
@@ -317,6 +326,9 @@ impl EdgeConfig {
                 self.admin_email
             ));
         }
+        if let Err(problems) = self.limits.table() {
+            p.extend(problems);
+        }
         for (key, v) in [
             ("jwt_secret", &self.jwt_secret),
             ("key_pepper", &self.key_pepper),
@@ -396,6 +408,45 @@ mod tests {
             assert!(text.contains(key), "missing {key} in {text}");
         }
         assert_eq!(problems.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn limits_from_file_and_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("edge.toml");
+        std::fs::write(
+            &path,
+            "[limits]\nflush_interval_ms = 250\n[limits.free]\nmonthly_executions = 3\n",
+        )
+        .expect("write");
+        let cfg = EdgeConfig::load(
+            Some(&path),
+            env(&[("PADDOCK_EDGE_LIMITS_FREE_CONCURRENT_EXECUTIONS", "1")]),
+            &Overrides::default(),
+        )
+        .expect("load");
+        let t = cfg.limits.table().expect("valid");
+        let free = t.tier(paddock_shared::model::Tier::Free);
+        assert_eq!(
+            (free.monthly_executions, free.concurrent_executions),
+            (3, 1)
+        );
+        assert_eq!(cfg.limits.flush_interval_ms, 250);
+        let err = EdgeConfig::load(
+            None,
+            env(&[
+                ("PADDOCK_EDGE_LIMITS_FREE_EXECUTION_BURST", "0"),
+                ("PADDOCK_EDGE_LIMITS_GOLD_MONTHLY_EXECUTIONS", "1"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("limits.free.execution_burst"), "{err}");
+        assert!(
+            err.contains("PADDOCK_EDGE_LIMITS_GOLD_MONTHLY_EXECUTIONS"),
+            "{err}"
+        );
     }
 
     #[test]

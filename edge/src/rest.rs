@@ -90,6 +90,7 @@ pub fn handle(app: &App, req: RestRequest) -> RestResponse {
         ("POST", "/v1/auth/token") => token(app, &req),
         ("POST", "/v1/auth/api-keys") => create_key(app, &req),
         ("GET", "/v1/auth/api-keys") => list_keys(app, &req),
+        ("GET", "/v1/usage") => usage(app, &req),
         ("DELETE", p) if p.starts_with("/v1/auth/api-keys/") => {
             revoke_key(app, &req, &p["/v1/auth/api-keys/".len()..])
         }
@@ -102,12 +103,13 @@ fn route_error(method: &str, path: &str) -> ApiError {
     let allowed: &[&str] = match path {
         "/v1/auth/register" | "/v1/auth/login" | "/v1/auth/refresh" | "/v1/auth/token" => &["POST"],
         "/v1/auth/api-keys" => &["GET", "POST"],
+        "/v1/usage" => &["GET"],
         p if p.starts_with("/v1/auth/api-keys/") => &["DELETE"],
         _ => {
             return bad(
                 ErrorCode::RouteNotFound,
                 format!(
-                    "No route {method} {path} — the REST API has /v1/auth/register, /login, /refresh, /token and /api-keys"
+                    "No route {method} {path} — the REST API has /v1/auth/register, /login, /refresh, /token, /api-keys and /v1/usage"
                 ),
             );
         }
@@ -320,6 +322,26 @@ fn token(app: &App, req: &RestRequest) -> Result<RestResponse, ApiError> {
         200,
         json!({ "access_token": access, "token_type": "bearer", "expires_in": ACCESS_TTL_SECS }),
     ))
+}
+
+/// `GET /v1/usage`: this month's executions, limit, remaining, reset time, rate and
+/// concurrency of the caller's account — with an API key (`x-api-key` or `Authorization:
+/// Bearer pdk_…`) or a JWT access token.
+fn usage(app: &App, req: &RestRequest) -> Result<RestResponse, ApiError> {
+    let key = header(req, "x-api-key")
+        .or_else(|| bearer(req).filter(|t| t.starts_with(crate::identity::keys::KEY_PREFIX)));
+    let (account, tier) = match key {
+        Some(raw) => {
+            let p = app.authenticate(raw)?;
+            (p.account_id, p.tier)
+        }
+        None => {
+            let acc = jwt_account(app, req)?;
+            (acc.id, acc.tier)
+        }
+    };
+    let report = app.limiter().usage(&account, tier, crate::quota::now_ms());
+    Ok(ok(200, report.to_json()))
 }
 
 /// The account behind a JWT access token.

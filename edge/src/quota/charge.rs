@@ -84,11 +84,14 @@ pub fn charge(endpoint: Endpoint, body: &[u8]) -> Charge {
     }
 }
 
+/// What the `get_usage` create tool says it does.
+pub const GET_USAGE_DESCRIPTION: &str = "Show this account's usage: executions this month (UTC), the monthly limit of its tier, what remains and when it resets, the per-minute rate and tokens available, and executions in flight against the concurrency limit.";
+
 /// The create tool `get_usage`: this month's executions, limits and reset time.
 pub fn get_usage_tool() -> ToolDef {
     ToolDef {
         name: "get_usage".to_owned(),
-        description: "Show this account's usage: executions this month (UTC), the monthly limit of its tier, what remains and when it resets, the per-minute rate and tokens available, and executions in flight against the concurrency limit.".to_owned(),
+        description: GET_USAGE_DESCRIPTION.to_owned(),
         input_schema: json!({"type": "object", "properties": {}, "additionalProperties": false}),
     }
 }

@@ -14,6 +14,9 @@
 //! management_per_minute = 30
 //! management_burst = 10
 //! ```
+//!
+//! Environment: `PADDOCK_EDGE_LIMITS_FLUSH_INTERVAL_MS`, `PADDOCK_EDGE_LIMITS_CONCURRENCY_RETRY_AFTER_S`
+//! and `PADDOCK_EDGE_LIMITS_<TIER>_<KEY>` (e.g. `PADDOCK_EDGE_LIMITS_FREE_MONTHLY_EXECUTIONS=3`).
 
 use paddock_shared::model::Tier;
 use serde::{Deserialize, Serialize};
@@ -222,6 +225,65 @@ impl LimitsConfig {
         }
     }
 
+    fn overrides_mut(&mut self, tier: Tier) -> &mut TierOverrides {
+        match tier {
+            Tier::Free => &mut self.free,
+            Tier::Builder => &mut self.builder,
+            Tier::Pro => &mut self.pro,
+            Tier::Enterprise => &mut self.enterprise,
+        }
+    }
+
+    /// Sets one key from the environment: `key` is what follows `limits_` in
+    /// `PADDOCK_EDGE_LIMITS_<KEY>`, lower-case: `flush_interval_ms`,
+    /// `concurrency_retry_after_s`, or `<tier>_<tier key>` (e.g. `free_monthly_executions`).
+    ///
+    /// # Errors
+    /// What is wrong (unknown key, not a whole number), for the config's problem list.
+    pub fn set_env(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let num = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{v:?} is not a whole number"))
+        };
+        let small = |v: &str| {
+            num(v).and_then(|n| u32::try_from(n).map_err(|_| format!("{n} is too large")))
+        };
+        match key {
+            "flush_interval_ms" => self.flush_interval_ms = num(value)?,
+            "concurrency_retry_after_s" => self.concurrency_retry_after_s = num(value)?,
+            _ => {
+                let (tier, field) = Tier::ALL
+                    .iter()
+                    .find_map(|t| {
+                        key.strip_prefix(t.as_str())
+                            .and_then(|r| r.strip_prefix('_'))
+                            .map(|r| (*t, r))
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown limits key `{key}` (use flush_interval_ms, concurrency_retry_after_s or <tier>_<key> with tier free, builder, pro or enterprise)"
+                        )
+                    })?;
+                let o = self.overrides_mut(tier);
+                match field {
+                    "monthly_executions" => o.monthly_executions = Some(num(value)?),
+                    "executions_per_minute" => o.executions_per_minute = Some(small(value)?),
+                    "execution_burst" => o.execution_burst = Some(small(value)?),
+                    "concurrent_executions" => o.concurrent_executions = Some(small(value)?),
+                    "management_per_minute" => o.management_per_minute = Some(small(value)?),
+                    "management_burst" => o.management_burst = Some(small(value)?),
+                    _ => {
+                        return Err(format!(
+                            "unknown limits key `{field}` of tier {tier} (use monthly_executions, executions_per_minute, execution_burst, concurrent_executions, management_per_minute or management_burst)"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The flush interval.
     pub fn flush_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.flush_interval_ms)
@@ -335,6 +397,31 @@ mod tests {
         );
         assert_eq!(t.tier(Tier::Pro).execution_burst, 7);
         assert_eq!(c.flush_interval().as_millis(), 250);
+    }
+
+    #[test]
+    fn env_keys_set_tiers_and_globals() {
+        let mut c = LimitsConfig::default();
+        c.set_env("free_monthly_executions", "3").expect("set");
+        c.set_env("enterprise_concurrent_executions", " 7 ")
+            .expect("set");
+        c.set_env("flush_interval_ms", "200").expect("set");
+        let t = c.table().expect("valid");
+        assert_eq!(t.tier(Tier::Free).monthly_executions, 3);
+        assert_eq!(t.tier(Tier::Enterprise).concurrent_executions, 7);
+        assert_eq!(c.flush_interval_ms, 200);
+        assert!(
+            c.set_env("free_monthly", "3")
+                .unwrap_err()
+                .contains("monthly")
+        );
+        assert!(c.set_env("gold_monthly_executions", "3").is_err());
+        assert!(
+            c.set_env("pro_execution_burst", "x")
+                .unwrap_err()
+                .contains("whole number")
+        );
+        assert!(c.set_env("pro_execution_burst", "5000000000").is_err());
     }
 
     #[test]

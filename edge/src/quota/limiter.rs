@@ -24,6 +24,7 @@ use std::sync::{Arc, RwLock};
 
 use paddock_shared::model::Tier;
 
+use super::charge::Charge;
 use super::config::{LimitTable, TierLimits, tier_index};
 use super::gcra::{Gcra, RateParams};
 use super::month::Month;
@@ -149,6 +150,20 @@ impl Admission {
 impl Drop for Admission {
     fn drop(&mut self) {
         self.state.leave();
+    }
+}
+
+/// What an admitted request holds until its reply is complete: the [`Admission`]s of its
+/// executions (none for free and management requests).
+#[derive(Debug, Default)]
+pub struct Held {
+    admissions: Vec<Admission>,
+}
+
+impl Held {
+    /// The admissions (executions) held.
+    pub fn admissions(&self) -> &[Admission] {
+        &self.admissions
     }
 }
 
@@ -312,6 +327,74 @@ impl Limiter {
                     month: Month::of_unix_ms(now_ms),
                 })
         })
+    }
+
+    /// Admits what one request costs ([`Charge`]): `n` executions or `n` management calls,
+    /// all or nothing — when the k-th is refused, the ones already taken are given back
+    /// (quota, rate tokens, concurrency), so a refused request consumes nothing.
+    ///
+    /// The returned [`Held`] keeps the concurrency slots until dropped: hold it until the
+    /// reply is complete.
+    ///
+    /// # Errors
+    /// The [`Rejection`] of the first limit that refuses.
+    pub fn admit_charge(
+        &self,
+        account: &str,
+        tier: Tier,
+        charge: Charge,
+        now_ms: u64,
+    ) -> Result<Held, Rejection> {
+        match charge {
+            Charge::Free => Ok(Held::default()),
+            Charge::Executions(n) => {
+                let mut held = Held {
+                    admissions: Vec::with_capacity(n.min(16) as usize),
+                };
+                for _ in 0..n {
+                    match self.admit(account, tier, now_ms) {
+                        Ok(a) => held.admissions.push(a),
+                        Err(r) => {
+                            for a in held.admissions.drain(..) {
+                                self.revoke(a, tier);
+                            }
+                            return Err(r);
+                        }
+                    }
+                }
+                Ok(held)
+            }
+            Charge::Management(n) => {
+                let params = self.mgmt_params[tier_index(tier)];
+                for i in 0..n {
+                    if let Err(r) = self.admit_management(account, tier, now_ms) {
+                        if i > 0
+                            && let Some(st) = self.existing(account)
+                        {
+                            for _ in 0..i {
+                                st.mgmt_rate.refund(params);
+                            }
+                        }
+                        return Err(r);
+                    }
+                }
+                Ok(Held::default())
+            }
+        }
+    }
+
+    /// Gives back everything `a` took: its count in the month, its rate token and (by
+    /// dropping it) its concurrency slot. Only for an execution that never started.
+    pub fn revoke(&self, a: Admission, tier: Tier) {
+        let _ = a
+            .state
+            .quota
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                let (m, c) = unpack(cur);
+                (m == a.month && c > 0).then(|| pack(m, c - 1))
+            });
+        a.state.exec_rate.refund(self.exec_params[tier_index(tier)]);
+        drop(a);
     }
 
     /// Executions of `account` counted in the month of `now_ms`.

@@ -265,3 +265,37 @@ fn concurrent_admissions_never_exceed_the_quota() {
     assert_eq!(admitted, 1_000);
     assert_eq!(lim.executions("acc", NOW), 1_000);
 }
+
+#[test]
+fn a_charge_is_all_or_nothing() {
+    use super::charge::Charge;
+    let lim = limiter(limits(5, 1_000, 1_000, 3));
+    // Two executions of three concurrency slots, held.
+    let held = lim
+        .admit_charge("acc", Tier::Free, Charge::Executions(2), NOW)
+        .expect("two fit");
+    assert_eq!(held.admissions().len(), 2);
+    // Two more do not fit the concurrency limit: the first one is given back.
+    let r = lim
+        .admit_charge("acc", Tier::Free, Charge::Executions(2), NOW)
+        .expect_err("only one slot left");
+    assert_eq!(r.kind, LimitKind::Concurrency);
+    let u = lim.usage("acc", Tier::Free, NOW);
+    assert_eq!((u.executions, u.concurrency.in_flight), (2, 2));
+    drop(held);
+    assert_eq!(lim.usage("acc", Tier::Free, NOW).concurrency.in_flight, 0);
+    // Free requests hold nothing and count nothing.
+    let free = lim
+        .admit_charge("acc", Tier::Free, Charge::Free, NOW)
+        .expect("free");
+    assert!(free.admissions().is_empty());
+    assert_eq!(lim.executions("acc", NOW), 2);
+    // Management: a burst of 2; a request of 3 takes none.
+    let r = lim
+        .admit_charge("acc", Tier::Free, Charge::Management(3), NOW)
+        .expect_err("over the burst");
+    assert_eq!(r.kind, LimitKind::ManagementRate);
+    lim.admit_charge("acc", Tier::Free, Charge::Management(2), NOW)
+        .expect("the burst is intact");
+    assert!(lim.admit_management("acc", Tier::Free, NOW).is_err());
+}

@@ -46,7 +46,7 @@ pub mod rejection;
 pub use charge::{Charge, charge, get_usage_tool, is_mutating_create_tool};
 pub use config::{LimitTable, LimitsConfig, TierLimits};
 pub use durable::{USAGE_TREE, UsageCounters};
-pub use limiter::{Admission, Limiter};
+pub use limiter::{Admission, Held, Limiter};
 pub use month::Month;
 pub use rejection::{LimitKind, Rejection, UsageReport};
 

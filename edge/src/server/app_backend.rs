@@ -36,6 +36,9 @@ impl Backend for App {
     fn committed_seq(&self) -> u64 {
         App::committed_seq(self)
     }
+    fn limiter(&self) -> Option<&crate::quota::Limiter> {
+        Some(App::limiter(self).as_ref())
+    }
 }
 
 /// Opens the control plane; returns the new admin key on first start.
@@ -51,6 +54,7 @@ pub fn open(
         jwt_secret: cfg.jwt_secret.clone(),
         key_pepper: cfg.key_pepper.clone(),
         admin_email: cfg.admin_email.clone(),
+        limits: cfg.limits.clone(),
     };
     Ok(App::open(app_cfg)?)
 }

@@ -36,4 +36,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn rest(&self, req: RestRequest) -> RestResponse;
     /// The highest committed replication sequence.
     fn committed_seq(&self) -> u64;
+    /// The limiter that admits MCP requests (quota, rates, concurrency); `None` = no limits.
+    fn limiter(&self) -> Option<&crate::quota::Limiter> {
+        None
+    }
 }

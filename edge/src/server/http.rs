@@ -16,8 +16,9 @@ use tower_service::Service as _;
 
 use paddock_shared::ErrorCode;
 
-use crate::app::{ApiError, Endpoint, RestRequest};
+use crate::app::{ApiError, Endpoint, Principal, RestRequest};
 use crate::mcp::{CallCtx, McpService, RunTools, fast, to_tool};
+use crate::quota::{self, Charge, Held};
 use crate::route::{Health, Route, RunMode, route};
 use crate::server::backend::Backend;
 use crate::server::error::error_reply;
@@ -226,6 +227,27 @@ impl EdgeHttp {
         }
     }
 
+    /// Admits what `body` costs for `p` on `endpoint` (executions on the run endpoint,
+    /// mutating tools on the create endpoint; everything else is free).
+    ///
+    /// # Errors
+    /// The 429 answer of the first limit that refuses (`QUOTA_EXCEEDED`, `RATE_LIMITED`,
+    /// `CONCURRENCY_LIMITED`, with `usage`/`limit`/`tier` and `Retry-After`).
+    fn admit(&self, p: &Principal, endpoint: Endpoint, body: &[u8]) -> Result<Held, ApiError> {
+        let Some(limiter) = self.backend.limiter() else {
+            return Ok(Held::default());
+        };
+        match quota::charge(endpoint, body) {
+            Charge::Free => Ok(Held::default()),
+            c => limiter
+                .admit_charge(&p.account_id, p.tier, c, quota::now_ms())
+                .map_err(|r| {
+                    tracing::debug!(account = %p.account_id, tier = %p.tier, reason = r.kind.as_str(), "request refused by a limit");
+                    ApiError::from(r)
+                }),
+        }
+    }
+
     fn health(&self, h: Health, draining: bool) -> Reply {
         match h {
             Health::Live => Reply::json(200, &json!({"status": "ok"})),
@@ -288,6 +310,10 @@ impl EdgeHttp {
                 });
             }
         }
+        // Limits, before any work: a refused request is answered here (429) without a
+        // disk write, rmcp or a worker; an admitted one holds its concurrency slots until
+        // the reply is complete.
+        let held = self.admit(&principal, endpoint, &body)?;
         let mut builder = http::Request::builder().method(p.method).uri(p.uri);
         if let Some(h) = builder.headers_mut() {
             *h = p.headers;
@@ -315,7 +341,18 @@ impl EdgeHttp {
             .iter()
             .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream"));
         let body = if streaming {
-            Body::Stream(body)
+            if held.admissions().is_empty() {
+                Body::Stream(body)
+            } else {
+                // The slots are held until the stream is written out (or dropped).
+                Body::Stream(
+                    body.map_frame(move |f| {
+                        let _slots = &held;
+                        f
+                    })
+                    .boxed(),
+                )
+            }
         } else {
             match body.collect().await {
                 Ok(c) => Body::Full(c.to_bytes()),

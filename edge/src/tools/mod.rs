@@ -232,6 +232,13 @@ pub const TOOLS: &[Tool] = &[
         },
     },
     Tool {
+        name: "get_usage",
+        description: crate::quota::charge::GET_USAGE_DESCRIPTION,
+        scope: Scope::Read,
+        admin_only: false,
+        schema: || obj(json!({}), &[]),
+    },
+    Tool {
         name: "set_account_tier",
         description: "Admin only: set the tier of an account (free, builder, pro, enterprise).",
         scope: Scope::Write,
@@ -407,6 +414,7 @@ pub fn call(ctx: &Ctx<'_>, tool: &str, args: Map<String, Value>) -> Result<Value
         "set_account_tier" => discovery::set_account_tier(ctx, args),
         "list_executions" => executions::list(ctx, args),
         "describe_execution" => executions::describe(ctx, args),
+        "get_usage" => Ok(ctx.app.usage_report(ctx.p).to_json()),
         _ => Err(ApiError::new(
             ErrorCode::UnknownTool,
             format!("Unknown tool: {tool}"),
