@@ -22,6 +22,17 @@ pub trait RunBackend: Send + Sync + 'static {
         min_seq: u64,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, ApiError>;
+
+    /// [`RunBackend::execute`], also naming the worker the execution was sent to (for the
+    /// record; `None` when no worker was chosen or the backend has no workers).
+    async fn execute_traced(
+        &self,
+        req: ExecutionRequest,
+        min_seq: u64,
+        cancel: CancellationToken,
+    ) -> (Option<String>, Result<ExecutionResult, ApiError>) {
+        (None, self.execute(req, min_seq, cancel).await)
+    }
 }
 
 /// The real backend: the worker link's dispatcher.
@@ -34,6 +45,15 @@ impl RunBackend for crate::workers::Dispatcher {
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, ApiError> {
         crate::workers::Dispatcher::execute(self, req, min_seq, cancel).await
+    }
+
+    async fn execute_traced(
+        &self,
+        req: ExecutionRequest,
+        min_seq: u64,
+        cancel: CancellationToken,
+    ) -> (Option<String>, Result<ExecutionResult, ApiError>) {
+        crate::workers::Dispatcher::execute_traced(self, req, min_seq, cancel).await
     }
 }
 

@@ -208,6 +208,7 @@ impl RunTools {
             peak_memory_bytes: 0,
             calls: Vec::new(),
             started_at_us,
+            worker: None,
         };
         match what {
             What::Code { sha256 } => rec.code_sha256 = Some(sha256),
@@ -216,7 +217,8 @@ impl RunTools {
             }
         }
         let min_seq = self.app.committed_seq();
-        let out = self.backend.execute(req, min_seq, cancel).await;
+        let (worker, out) = self.backend.execute_traced(req, min_seq, cancel).await;
+        rec.worker = worker;
         rec.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match &out {
             Ok(r) => {

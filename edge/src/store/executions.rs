@@ -42,6 +42,55 @@ pub struct ExecutionRecord {
     pub calls: Vec<String>,
     /// Unix time in microseconds.
     pub started_at_us: u64,
+    /// Id of the worker the execution was sent to (`None` when none was chosen; records
+    /// written before this field existed decode with `None`).
+    pub worker: Option<String>,
+}
+
+/// [`ExecutionRecord`] as written before `worker` existed (the codec is not
+/// self-describing, so old bytes decode only into the old shape).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct ExecutionRecordV1 {
+    namespace: String,
+    execution_id: String,
+    function: Option<String>,
+    code_sha256: Option<String>,
+    language: String,
+    status: String,
+    error_type: Option<String>,
+    duration_us: u64,
+    cpu_ms: u64,
+    peak_memory_bytes: u64,
+    calls: Vec<String>,
+    started_at_us: u64,
+}
+
+/// Decodes a stored record, current or older shape.
+fn decode_record(b: &[u8]) -> Result<ExecutionRecord, StoreError> {
+    match codec::decode::<ExecutionRecord>(b) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let Ok(v1) = codec::decode::<ExecutionRecordV1>(b) else {
+                return Err(e);
+            };
+            Ok(ExecutionRecord {
+                namespace: v1.namespace,
+                execution_id: v1.execution_id,
+                function: v1.function,
+                code_sha256: v1.code_sha256,
+                language: v1.language,
+                status: v1.status,
+                error_type: v1.error_type,
+                duration_us: v1.duration_us,
+                cpu_ms: v1.cpu_ms,
+                peak_memory_bytes: v1.peak_memory_bytes,
+                calls: v1.calls,
+                started_at_us: v1.started_at_us,
+                worker: None,
+            })
+        }
+    }
 }
 
 /// Filters of [`Store::list_executions`].
@@ -111,7 +160,7 @@ impl Store {
         let mut gone = 0;
         for item in recs.scan_prefix(ns_prefix(ns)).take(n) {
             let (k, v) = item?;
-            let r: ExecutionRecord = codec::decode(&v)?;
+            let r = decode_record(&v)?;
             ids.remove(id_key(ns, &r.execution_id))?;
             recs.remove(k)?;
             gone += 1;
@@ -129,7 +178,7 @@ impl Store {
             return Ok(None);
         };
         match recs.get(key)? {
-            Some(v) => Ok(Some(codec::decode(&v)?)),
+            Some(v) => Ok(Some(decode_record(&v)?)),
             None => Ok(None),
         }
     }
@@ -150,7 +199,7 @@ impl Store {
                 break;
             }
             let (_, v) = item?;
-            let r: ExecutionRecord = codec::decode(&v)?;
+            let r = decode_record(&v)?;
             if f.since_us.is_some_and(|s| r.started_at_us < s) {
                 break;
             }
@@ -164,5 +213,40 @@ impl Store {
             out.push(r);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_the_older_shape_still_decode() {
+        let old = ExecutionRecordV1 {
+            namespace: "ns".into(),
+            execution_id: "ex_1".into(),
+            function: None,
+            code_sha256: Some("ab".into()),
+            language: "python".into(),
+            status: "completed".into(),
+            error_type: None,
+            duration_us: 5,
+            cpu_ms: 1,
+            peak_memory_bytes: 2,
+            calls: vec!["s.f".into()],
+            started_at_us: 9,
+        };
+        let r = decode_record(&codec::encode(&old).expect("encode")).expect("decode");
+        assert_eq!(
+            (r.execution_id.as_str(), r.calls.len(), r.started_at_us),
+            ("ex_1", 1, 9)
+        );
+        assert_eq!(r.worker, None);
+        let new = ExecutionRecord {
+            worker: Some("worker-7".into()),
+            ..r
+        };
+        let back = decode_record(&codec::encode(&new).expect("encode")).expect("decode");
+        assert_eq!(back, new);
     }
 }

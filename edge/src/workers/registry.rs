@@ -205,7 +205,32 @@ impl Dispatcher {
         min_seq: u64,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, ApiError> {
-        let w = self.choose(&req)?;
+        self.execute_traced(req, min_seq, cancel).await.1
+    }
+
+    /// [`Dispatcher::execute`], also naming the worker chosen (`None` when none was), for
+    /// the execution record.
+    pub async fn execute_traced(
+        &self,
+        req: ExecutionRequest,
+        min_seq: u64,
+        cancel: CancellationToken,
+    ) -> (Option<String>, Result<ExecutionResult, ApiError>) {
+        match self.choose(&req) {
+            Ok(w) => (
+                Some(w.welcome.worker_id.clone()),
+                Self::execute_on(w, req, min_seq, cancel).await,
+            ),
+            Err(e) => (None, Err(e)),
+        }
+    }
+
+    async fn execute_on(
+        w: Arc<WorkerHandle>,
+        req: ExecutionRequest,
+        min_seq: u64,
+        cancel: CancellationToken,
+    ) -> Result<ExecutionResult, ApiError> {
         let id = req.execution_id.clone();
         let (tx, mut rx) = oneshot::channel();
         {
