@@ -2,6 +2,7 @@
 //! control plane behind the [`app::App`] seam.
 
 pub mod app;
+pub mod bridge;
 pub mod config;
 pub mod identity;
 pub mod loadgen;

@@ -14,7 +14,7 @@ use paddock_edge::workers::{Dispatcher, HubOptions, WorkerHub};
 use paddock_shared::ErrorCode;
 use paddock_shared::exec::{ExecStatus, ExecutionRequest, ExecutionResult};
 use paddock_shared::model::Language;
-use paddock_shared::protocol::{FrameCodec, FromWorker, ToWorker, VERSION, Welcome};
+use paddock_shared::protocol::{FrameCodec, FromWorker, ToWorker, Welcome};
 use serde_json::{Map, Value, json};
 use tokio::net::UnixStream;
 use tokio_util::codec::Framed;
@@ -66,7 +66,8 @@ async fn seed(env: &Env) {
 
 fn welcome(id: &str) -> Welcome {
     Welcome {
-        version: VERSION,
+        // A version-2 worker: it gets ExecuteV2 (no bridge key); v3 is edge/tests/bridge_link.rs.
+        version: 2,
         worker_id: id.into(),
         capacity: 4,
         max_in_flight: 64,

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use paddock_shared::error::ErrorCode;
-use paddock_shared::protocol::{FrameCodec, FromWorker, Hello, ToWorker, VERSION};
+use paddock_shared::protocol::{
+    BridgeCall, BridgeOutcome, FrameCodec, FromWorker, Hello, ToWorker, VERSION,
+};
 use paddock_shared::replication::{Leader, Plan};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -132,6 +134,10 @@ where
         welcome.max_frame_len as usize,
     ));
 
+    let bridge = BridgeCtx {
+        shared: shared.clone(),
+        slots: Arc::new(Semaphore::new(MAX_BRIDGE_CALLS_IN_FLIGHT)),
+    };
     let heartbeat = shared.opts.heartbeat;
     let dead_after = heartbeat * super::MISSED_HEARTBEATS;
     let mut last_seen = Instant::now();
@@ -157,7 +163,7 @@ where
                         break "protocol error";
                     }
                     Some(Ok(msg)) => {
-                        if let Some(why) = on_frame(&handle, &tx, &need_tx, msg).await {
+                        if let Some(why) = on_frame(&handle, &tx, &need_tx, &bridge, msg).await {
                             break why;
                         }
                     }
@@ -178,11 +184,18 @@ async fn on_frame(
     w: &WorkerHandle,
     tx: &mpsc::Sender<ToWorker>,
     need: &watch::Sender<u64>,
+    bridge: &BridgeCtx,
     msg: FromWorker,
 ) -> Option<&'static str> {
     match msg {
         FromWorker::Result(result) => {
             let id = result.execution_id.clone();
+            // The execution ended: its bridge key stops working before anything else.
+            bridge
+                .shared
+                .dispatcher
+                .bridge_keys()
+                .revoke(w.conn_id, &id);
             if let Some(tx) = take(w, &id) {
                 let _ = tx.send(Ok(result));
             }
@@ -192,6 +205,11 @@ async fn on_frame(
             code,
             message,
         } => {
+            bridge
+                .shared
+                .dispatcher
+                .bridge_keys()
+                .revoke(w.conn_id, &id);
             if let Some(tx) = take(w, &id) {
                 let _ = tx.send(Err(ApiError::new(code, message)));
             }
@@ -216,11 +234,50 @@ async fn on_frame(
             let _ = tx.send(ToWorker::Pong { nonce }).await;
         }
         FromWorker::Pong { .. } | FromWorker::Stats(_) => {}
+        FromWorker::BridgeCall(call) => bridge.spawn(w.conn_id, tx.clone(), call),
         FromWorker::Welcome(_) | FromWorker::Join { .. } => {
             return Some("second handshake");
         }
     }
     None
+}
+
+/// Most bridge calls served at once for one worker; more are answered `RATE_LIMITED`.
+pub(crate) const MAX_BRIDGE_CALLS_IN_FLIGHT: usize = 256;
+
+/// What a connection needs to serve `BridgeCall`s off its read loop.
+struct BridgeCtx {
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+}
+
+impl BridgeCtx {
+    /// Serves `call` on a task of its own (the read loop never waits on a remote server)
+    /// and sends the `BridgeResult`.
+    fn spawn(&self, conn_id: u64, tx: mpsc::Sender<ToWorker>, call: BridgeCall) {
+        let call_id = call.call_id;
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            warn!(conn_id, "too many bridge calls in flight; refusing one");
+            let outcome = BridgeOutcome::Err {
+                code: ErrorCode::RateLimited,
+                message: format!(
+                    "more than {MAX_BRIDGE_CALLS_IN_FLIGHT} remote tool calls are in flight on this worker; retry later"
+                ),
+                latency_us: 0,
+            };
+            tokio::spawn(async move {
+                let _ = tx.send(ToWorker::BridgeResult { call_id, outcome }).await;
+            });
+            return;
+        };
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let keys = shared.dispatcher.bridge_keys().clone();
+            let outcome = crate::bridge::serve(&shared.app, &keys, conn_id, &call).await;
+            drop(permit);
+            let _ = tx.send(ToWorker::BridgeResult { call_id, outcome }).await;
+        });
+    }
 }
 
 fn take(

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::ApiError;
+use crate::bridge::BridgeKeys;
 
 /// What a pending execution is answered with.
 pub(crate) type Answer = Result<ExecutionResult, ApiError>;
@@ -102,6 +103,8 @@ struct Inner {
     next_conn: AtomicU64,
     socket: PathBuf,
     token_path: PathBuf,
+    /// The bridge keys of the executions in flight (issue 6).
+    keys: Arc<BridgeKeys>,
 }
 
 /// Decrements a worker's in-flight count when the execution ends, however it ends.
@@ -121,8 +124,14 @@ impl Dispatcher {
                 next_conn: AtomicU64::new(1),
                 socket,
                 token_path,
+                keys: Arc::new(BridgeKeys::default()),
             }),
         }
+    }
+
+    /// The bridge keys of the executions in flight.
+    pub fn bridge_keys(&self) -> &Arc<BridgeKeys> {
+        &self.inner.keys
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {
@@ -219,13 +228,14 @@ impl Dispatcher {
         match self.choose(&req) {
             Ok(w) => (
                 Some(w.welcome.worker_id.clone()),
-                Self::execute_on(w, req, min_seq, cancel).await,
+                Self::execute_on(&self.inner.keys, w, req, min_seq, cancel).await,
             ),
             Err(e) => (None, Err(e)),
         }
     }
 
     async fn execute_on(
+        keys: &Arc<BridgeKeys>,
         w: Arc<WorkerHandle>,
         req: ExecutionRequest,
         min_seq: u64,
@@ -250,9 +260,26 @@ impl Dispatcher {
             lock(&w.pending).remove(&id);
             return Err(worker_lost(&w.welcome.worker_id, &id, "connection closed"));
         }
-        let frame = ToWorker::ExecuteV2 {
-            request: req,
-            min_seq,
+        // A v3 worker gets the execution's bridge key (removed when `guard` drops: result,
+        // WORKER_LOST, or the caller went away); an older one runs without remote tools.
+        let guard = (w.welcome.version >= 3 && !req.namespace.is_empty()).then(|| {
+            keys.mint(
+                &req.namespace,
+                &id,
+                w.conn_id,
+                crate::bridge::key_ttl(&req.profile, req.timeout_ms),
+            )
+        });
+        let frame = match &guard {
+            Some(g) => ToWorker::ExecuteV3 {
+                request: req,
+                min_seq,
+                bridge_key: g.key().to_owned(),
+            },
+            None => ToWorker::ExecuteV2 {
+                request: req,
+                min_seq,
+            },
         };
         if w.tx.send(frame).await.is_err() {
             lock(&w.pending).remove(&id);
@@ -262,9 +289,15 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 answer = &mut rx => {
-                    return answer.unwrap_or_else(|_| {
+                    let mut answer = answer.unwrap_or_else(|_| {
                         Err(worker_lost(&w.welcome.worker_id, &id, "connection closed"))
                     });
+                    // The edge's record of the remote calls (authoritative: the worker
+                    // and the sandbox cannot add or hide one).
+                    if let (Some(g), Ok(r)) = (guard, answer.as_mut()) {
+                        r.calls.extend(g.finish());
+                    }
+                    return answer;
                 }
                 () = cancel.cancelled(), if !canceled => {
                     canceled = true;
