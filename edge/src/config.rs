@@ -21,6 +21,10 @@ pub const DEFAULT_GRACE_PERIOD_SECS: u64 = 5;
 pub const DEFAULT_THREADS: usize = 2;
 /// Default log format.
 pub const DEFAULT_LOG_FORMAT: &str = "text";
+/// Default admin (metrics) listener; used best-effort when `admin_listen` is not set.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9464";
+/// `admin_listen` value that turns the admin listener off.
+pub const ADMIN_LISTEN_OFF: &str = "off";
 /// Default: MCP sessions off (stateless JSON replies).
 pub const DEFAULT_MCP_SESSIONS: bool = false;
 /// Default: self-registration on.
@@ -100,6 +104,10 @@ pub struct EdgeConfig {
     /// `text` or `json`.
     #[serde(default = "d_log_format")]
     pub log_format: String,
+    /// Admin listener (plain HTTP, `GET /metrics`): an address, or `off`. Unset = the
+    /// default address, skipped with a warning when it is taken; set = must bind.
+    #[serde(default)]
+    pub admin_listen: Option<String>,
     /// Keep MCP sessions (`Mcp-Session-Id`) instead of stateless JSON replies.
     #[serde(default = "d_sessions")]
     pub mcp_sessions: bool,
@@ -136,6 +144,7 @@ pub struct Overrides {
     pub domain: Option<String>,
     pub http_listen: Option<String>,
     pub log_format: Option<String>,
+    pub admin_listen: Option<String>,
 }
 
 /// Why the configuration could not be loaded.
@@ -192,6 +201,9 @@ impl EdgeConfig {
         if let Some(v) = &cli.log_format {
             cfg.log_format = v.clone();
         }
+        if let Some(v) = &cli.admin_listen {
+            cfg.admin_listen = Some(v.clone());
+        }
         problems.extend(cfg.problems());
         if problems.is_empty() {
             Ok(cfg)
@@ -214,6 +226,7 @@ impl EdgeConfig {
                 "http_listen" => self.http_listen = value,
                 "domain" => self.domain = value,
                 "log_format" => self.log_format = value,
+                "admin_listen" => self.admin_listen = Some(value),
                 "admin_email" => self.admin_email = value,
                 "jwt_secret" => self.jwt_secret = Some(value),
                 "key_pepper" => self.key_pepper = Some(value),
@@ -314,6 +327,17 @@ impl EdgeConfig {
         if self.threads == 0 || self.threads > 256 {
             p.push(format!("threads: {} is outside 1..=256", self.threads));
         }
+        if let Some(a) = &self.admin_listen
+            && a != ADMIN_LISTEN_OFF
+        {
+            if a.parse::<SocketAddr>().is_err() {
+                p.push(format!(
+                    "admin_listen: {a:?} is not an address like 127.0.0.1:9464 (or \"off\")"
+                ));
+            } else if *a == self.listen || *a == self.http_listen {
+                p.push("admin_listen: must differ from listen and http_listen".to_owned());
+            }
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             p.push(format!(
                 "log_format: {:?} is not text or json",
@@ -345,6 +369,16 @@ impl EdgeConfig {
     /// The listener addresses.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.listen.parse().ok()
+    }
+
+    /// The admin listener to start: `(address, required)`; `None` when it is `off`.
+    /// `required` is false for the unset default (a taken port is then only a warning).
+    pub fn admin_listener(&self) -> Option<(&str, bool)> {
+        match self.admin_listen.as_deref() {
+            None => Some((DEFAULT_ADMIN_LISTEN, false)),
+            Some(ADMIN_LISTEN_OFF) => None,
+            Some(a) => Some((a, true)),
+        }
     }
 }
 
@@ -447,6 +481,39 @@ mod tests {
             err.contains("PADDOCK_EDGE_LIMITS_GOLD_MONTHLY_EXECUTIONS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn admin_listen_default_off_address_and_problems() {
+        let cfg = EdgeConfig::load(None, env(&[]), &Overrides::default()).expect("defaults");
+        assert_eq!(cfg.admin_listener(), Some((DEFAULT_ADMIN_LISTEN, false)));
+        let cfg = EdgeConfig::load(
+            None,
+            env(&[("PADDOCK_EDGE_ADMIN_LISTEN", "off")]),
+            &Overrides::default(),
+        )
+        .expect("off");
+        assert_eq!(cfg.admin_listener(), None);
+        let cfg = EdgeConfig::load(
+            None,
+            env(&[("PADDOCK_EDGE_ADMIN_LISTEN", "off")]),
+            &Overrides {
+                admin_listen: Some("127.0.0.1:9999".into()),
+                ..Overrides::default()
+            },
+        )
+        .expect("cli wins");
+        assert_eq!(cfg.admin_listener(), Some(("127.0.0.1:9999", true)));
+        for bad in ["nope", DEFAULT_LISTEN] {
+            let err = EdgeConfig::load(
+                None,
+                env(&[("PADDOCK_EDGE_ADMIN_LISTEN", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("admin_listen:"), "{err}");
+        }
     }
 
     #[test]

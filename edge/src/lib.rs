@@ -7,6 +7,7 @@ pub mod config;
 pub mod identity;
 pub mod loadgen;
 pub mod mcp;
+pub mod metrics;
 pub mod quota;
 pub mod remote;
 pub mod rest;

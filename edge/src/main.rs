@@ -1,7 +1,7 @@
 //! `paddock-edge`: the front door (TLS, routing, auth, MCP servers, control state).
 //!
 //! `paddock-edge serve [--config FILE] [--data-dir DIR] [--listen ADDR] [--domain DOMAIN]
-//! [--http-listen ADDR] [--log-format text|json] [--check-config]`
+//! [--http-listen ADDR] [--admin-listen ADDR|off] [--log-format text|json] [--check-config]`
 //! `paddock-edge bench [SCENARIO] --url URL …`: the load generator ([`paddock_edge::loadgen`]).
 
 use std::path::PathBuf;
@@ -59,6 +59,9 @@ struct ServeArgs {
     /// `text` or `json` (overrides `log_format`).
     #[arg(long)]
     log_format: Option<String>,
+    /// Admin listener for `GET /metrics`, or `off` (overrides `admin_listen`).
+    #[arg(long)]
+    admin_listen: Option<String>,
     /// Validate the configuration and TLS material, then exit.
     #[arg(long)]
     check_config: bool,
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         domain: args.domain,
         http_listen: args.http_listen,
         log_format: args.log_format,
+        admin_listen: args.admin_listen,
     };
     let cfg = match EdgeConfig::load(args.config.as_deref(), std::env::vars(), &overrides) {
         Ok(cfg) => cfg,
@@ -147,6 +151,7 @@ fn serve(cfg: &EdgeConfig) -> anyhow::Result<()> {
             ..HubOptions::default()
         },
     )?;
+    let admin = start_admin(cfg, &dispatcher, &app, &link_shutdown)?;
     let run = RunTools::new(app.clone(), Arc::new(dispatcher), &RunConfig::default())?;
     let prepared = server::prepare(cfg, backend, Arc::new(run))?;
     let port = cfg.listen_addr().map(|a| a.port()).unwrap_or(8443);
@@ -158,7 +163,39 @@ fn serve(cfg: &EdgeConfig) -> anyhow::Result<()> {
     tracing::info!(listen = %cfg.listen, http_listen = %cfg.http_listen, domain = %cfg.domain, "serving");
     prepared.run();
     link_shutdown.cancel();
+    if let Some(a) = admin {
+        a.join();
+    }
     tracing::info!("listeners closed; flushing control state");
     server::app_backend::close(&app);
     Ok(())
+}
+
+/// Starts the admin (metrics) listener unless it is `off`. The unset default address is
+/// best effort (a taken port is a warning); a configured one must bind.
+fn start_admin(
+    cfg: &EdgeConfig,
+    dispatcher: &paddock_edge::workers::Dispatcher,
+    app: &paddock_edge::app::App,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Option<server::admin::AdminServer>> {
+    let Some((addr, required)) = cfg.admin_listener() else {
+        tracing::info!("admin listener off");
+        return Ok(None);
+    };
+    let sources = paddock_edge::metrics::Sources {
+        dispatcher: dispatcher.clone(),
+        app: app.clone(),
+    };
+    match server::admin::AdminServer::start(addr, sources, shutdown.clone()) {
+        Ok(a) => {
+            tracing::info!(addr = %a.addr, "admin listener: GET /metrics");
+            Ok(Some(a))
+        }
+        Err(e) if !required => {
+            tracing::warn!(error = %e, "admin listener not started (set admin_listen to another address, or off)");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

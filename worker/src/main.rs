@@ -92,7 +92,9 @@ struct ExecArgs {
 }
 
 fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    // PADDOCK_WORKER_LOG (like the edge's PADDOCK_EDGE_LOG), else RUST_LOG, else info.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_WORKER_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)

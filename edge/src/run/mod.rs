@@ -217,9 +217,20 @@ impl RunTools {
             }
         }
         let min_seq = self.app.committed_seq();
-        let (worker, out) = self.backend.execute_traced(req, min_seq, cancel).await;
+        // One id follows the execution: this span, the worker's span and its slot logs.
+        let span = tracing::info_span!("execution", execution_id = %req.execution_id,
+            namespace = %req.namespace, tier = %req.profile, language = req.language.as_str());
+        let profile = req.profile.clone();
+        let (worker, out) = tracing::Instrument::instrument(
+            self.backend.execute_traced(req, min_seq, cancel),
+            span.clone(),
+        )
+        .await;
         rec.worker = worker;
-        rec.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        crate::metrics::METRICS.record_execution(&profile, &out, took);
+        span.in_scope(|| log_outcome(&out, took));
+        rec.duration_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         match &out {
             Ok(r) => {
                 rec.status = r.status.as_str().to_owned();
@@ -235,6 +246,25 @@ impl RunTools {
         }
         self.records.record(rec);
         out.map(|r| RunOutcome::of(&r))
+    }
+}
+
+/// One line per execution (in its span, so it carries `execution_id`).
+fn log_outcome(out: &Result<ExecutionResult, ApiError>, took: std::time::Duration) {
+    let total_ms = took.as_secs_f64() * 1e3;
+    match out {
+        Ok(r) => tracing::info!(
+            status = r.status.as_str(),
+            total_ms,
+            slot_ms = r.duration_us as f64 / 1e3,
+            "execution finished"
+        ),
+        Err(e) => tracing::info!(
+            status = "error",
+            code = e.code.as_str(),
+            total_ms,
+            "execution failed before a result"
+        ),
     }
 }
 

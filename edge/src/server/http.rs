@@ -425,11 +425,15 @@ impl HttpServerApp for EdgeHttp {
         }
         let draining = *shutdown.borrow();
         http.set_keepalive(if draining { None } else { Some(60) });
+        let mut timer = crate::metrics::RequestTimer::start(http.req_header(), &self.domain);
         let reply = self.handle(&mut http, draining).await;
+        timer.replied(&reply);
         if reply.close {
             http.set_keepalive(None);
         }
-        if let Err(e) = write_reply(&mut http, reply).await {
+        let written = write_reply(&mut http, reply).await;
+        timer.finish();
+        if let Err(e) = written {
             tracing::debug!(error = %e, "cannot write a reply");
             return None;
         }

@@ -2,6 +2,7 @@
 //! check), builds the pingora server with the [`http::EdgeHttp`] app, and runs it until
 //! SIGTERM (graceful: stop accepting, drain for the configured grace period) or SIGINT.
 
+pub mod admin;
 pub mod app_backend;
 pub mod backend;
 pub mod error;

@@ -109,9 +109,11 @@ where
         acked: AtomicU64::new(from_seq.saturating_sub(1)),
         pending: Default::default(),
         closed: CancellationToken::new(),
+        stats: watch::channel(None).0,
     });
     info!(peer, worker_id = %welcome.worker_id, capacity = welcome.capacity, from_seq, "worker joined");
     dispatcher.register(handle.clone());
+    crate::metrics::METRICS.worker_joined();
     let closed = handle.closed.clone();
 
     let write_task = tokio::spawn({
@@ -173,6 +175,7 @@ where
     };
     info!(peer, worker_id = %welcome.worker_id, reason = why, "worker connection ended");
     dispatcher.unregister(handle.conn_id);
+    crate::metrics::METRICS.worker_left();
     handle.fail_pending(why);
     repl_task.abort();
     drop(tx);
@@ -233,7 +236,10 @@ async fn on_frame(
         FromWorker::Ping { nonce } => {
             let _ = tx.send(ToWorker::Pong { nonce }).await;
         }
-        FromWorker::Pong { .. } | FromWorker::Stats(_) => {}
+        FromWorker::Stats(stats) => {
+            w.stats.send_replace(Some(stats));
+        }
+        FromWorker::Pong { .. } => {}
         FromWorker::BridgeCall(call) => bridge.spawn(w.conn_id, tx.clone(), call),
         FromWorker::Welcome(_) | FromWorker::Join { .. } => {
             return Some("second handshake");

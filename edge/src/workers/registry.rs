@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use paddock_shared::error::ErrorCode;
-use paddock_shared::exec::{ExecutionRequest, ExecutionResult};
+use paddock_shared::exec::{ExecutionRequest, ExecutionResult, WorkerStats};
 use paddock_shared::protocol::{ToWorker, Welcome};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::ApiError;
@@ -31,6 +31,8 @@ pub(crate) struct WorkerHandle {
     pub acked: AtomicU64,
     pub pending: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     pub closed: CancellationToken,
+    /// The worker's last `Stats` answer (asked for by [`Dispatcher::refresh_stats`]).
+    pub stats: watch::Sender<Option<WorkerStats>>,
 }
 
 impl WorkerHandle {
@@ -73,6 +75,8 @@ pub struct WorkerInfo {
     pub languages: Vec<paddock_shared::model::Language>,
     /// Highest replication sequence the worker acknowledged.
     pub acked_seq: u64,
+    /// The worker's last reported pools and counters (`None` until it answered once).
+    pub stats: Option<WorkerStats>,
 }
 
 /// Picks the less loaded of two candidates drawn at random (power of two choices);
@@ -158,8 +162,26 @@ impl Dispatcher {
                 profiles: w.welcome.profiles.clone(),
                 languages: w.welcome.languages.clone(),
                 acked_seq: w.acked.load(Ordering::Relaxed),
+                stats: w.stats.borrow().clone(),
             })
             .collect()
+    }
+
+    /// Asks every connected worker for its [`WorkerStats`] and waits up to `within` for
+    /// the answers ([`Dispatcher::stats`] then carries them; a late worker keeps its last).
+    pub async fn refresh_stats(&self, within: std::time::Duration) {
+        let workers: Vec<_> = lock(&self.inner.workers).clone();
+        let waits: Vec<_> = workers
+            .iter()
+            .filter_map(|w| {
+                let mut rx = w.stats.subscribe();
+                w.tx.try_send(ToWorker::StatsRequest).ok()?;
+                Some(async move {
+                    let _ = rx.changed().await;
+                })
+            })
+            .collect();
+        let _ = tokio::time::timeout(within, futures::future::join_all(waits)).await;
     }
 
     fn no_workers(&self) -> ApiError {
