@@ -77,7 +77,7 @@ fn functions() -> Vec<(
 }
 
 const PYTHON_CATALOGUE: &str = "\
-Namespace demo: 1 function. Use: from functions import NAME; NAME(arg=...). Find more: functions.search(\"words\"), functions.describe(\"NAME\").
+Namespace demo: 1 function, 4 remote MCP tools. Use: from functions import NAME; NAME(arg=...). Find more: functions.search(\"words\"), functions.describe(\"NAME\").
 [Services]
 [tools]
 hello(**kwargs) — Says hello

@@ -522,6 +522,12 @@ fn render(
 ) -> String {
     let n = entries.len();
     let plural = if n == 1 { "" } else { "s" };
+    // Remote tools are counted in the first line when there are any.
+    let plural = match remote.len() {
+        0 => plural.to_owned(),
+        1 => format!("{plural}, 1 remote MCP tool"),
+        r => format!("{plural}, {r} remote MCP tools"),
+    };
     let mut out = match language {
         Language::Python => format!(
             "Namespace {namespace}: {n} function{plural}. Use: from functions import NAME; \
