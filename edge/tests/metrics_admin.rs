@@ -471,3 +471,77 @@ fn real_traffic_moves_the_metrics_and_one_execution_id_is_in_both_logs() {
     );
     drop(worker);
 }
+
+/// Starts `paddock-edge serve` with `args` and waits until it is ready or has exited.
+fn serve_until_settled(data_dir: &Path, args: &[&str]) -> (Proc, Option<std::process::ExitStatus>) {
+    let port = free_port();
+    let mut cmd = Command::new(EDGE);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .env("PADDOCK_EDGE_GRACE_PERIOD_SECS", "1");
+    let mut p = Proc::spawn(cmd);
+    let cacert = data_dir.join("tls").join("cert.pem");
+    let url = format!("https://127.0.0.1:{port}/v1/health/ready");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            // Let the stderr reader drain what the process wrote before it exited.
+            std::thread::sleep(Duration::from_millis(100));
+            return (p, Some(status));
+        }
+        if cacert.is_file() && curl(&["--cacert", cacert.to_str().unwrap(), &url]).0 == 200 {
+            return (p, None);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "edge neither ready nor exited: {:?}",
+            p.lines()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_configured_admin_port_must_bind_the_default_is_best_effort_and_off_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    // Hold a port: an explicit admin_listen on it stops start-up, naming the key.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let (p, exited) = serve_until_settled(&dir.path().join("a"), &["--admin-listen", &addr]);
+    let status = exited.unwrap_or_else(|| panic!("started on a taken admin port: {:?}", p.lines()));
+    assert!(!status.success());
+    let err = p.lines().join("\n");
+    assert!(err.contains("admin_listen") && err.contains(&addr), "{err}");
+
+    // The unset default (127.0.0.1:9464) taken is a warning, and the edge serves. We hold
+    // the port when we can; if another edge of a parallel test holds it, that edge may also
+    // let it go before ours binds, and then listening on it is right too.
+    let held_default = std::net::TcpListener::bind(paddock_edge::config::DEFAULT_ADMIN_LISTEN);
+    let (p, exited) = serve_until_settled(&dir.path().join("b"), &[]);
+    assert!(exited.is_none(), "the edge must serve: {:?}", p.lines());
+    let lines = p.lines();
+    let skipped = lines
+        .iter()
+        .any(|l| l.contains("admin listener not started"));
+    if held_default.is_ok() {
+        assert!(skipped, "{lines:?}");
+    } else {
+        let listening = lines
+            .iter()
+            .any(|l| l.contains("admin listener: GET /metrics"));
+        assert!(skipped || listening, "{lines:?}");
+    }
+    drop(held_default);
+
+    // off: no listener, said so in the log.
+    let (p, exited) = serve_until_settled(&dir.path().join("c"), &["--admin-listen", "off"]);
+    assert!(exited.is_none(), "the edge must serve: {:?}", p.lines());
+    assert!(
+        p.lines().iter().any(|l| l.contains("admin listener off")),
+        "{:?}",
+        p.lines()
+    );
+}
