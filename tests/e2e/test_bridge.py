@@ -45,13 +45,15 @@ def anyio_backend():
     return "asyncio"
 
 
-class Everything:
-    """server-everything over streamable HTTP on 127.0.0.1 (port chosen by the kernel)."""
+class NodeServer:
+    """A Node MCP server on 127.0.0.1 (port chosen by the kernel): server-everything over
+    streamable HTTP by default."""
 
-    def __init__(self):
-        env = dict(os.environ, PORT="0")
+    def __init__(self, args=("--require", "./loopback-only.cjs", str(EVERYTHING), "streamableHttp"),
+                 env: dict[str, str] | None = None):
+        env = dict(os.environ, PORT="0", **(env or {}))
         self.proc = subprocess.Popen(
-            ["node", "--require", "./loopback-only.cjs", str(EVERYTHING), "streamableHttp"],
+            ["node", *args],
             cwd=NODE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         )
         self.port = None
@@ -67,7 +69,7 @@ class Everything:
         threading.Thread(target=drain, daemon=True).start()
         if not ready.wait(30):
             self.stop()
-            raise RuntimeError("server-everything did not start")
+            raise RuntimeError(f"{args} did not start")
 
     @property
     def url(self) -> str:
@@ -89,7 +91,7 @@ def stack(tmp_path_factory):
         pytest.skip(reason)
     if not EVERYTHING.exists():
         pytest.skip("tests/node/node_modules is not installed (deploy/install-deps.sh)")
-    server = Everything()
+    server = NodeServer()
     edge = Edge(tmp_path_factory.mktemp("edge-bridge"), {
         **EDGE_TEST_ENV,
         "PADDOCK_EDGE_ALLOW_PRIVATE_MCP_HOSTS": "127.0.0.1",
@@ -264,3 +266,61 @@ async def test_the_token_and_headers_are_nowhere_the_sandbox_or_replica_can_read
     # The worker's logs neither.
     logs = "\n".join(stack["worker"].lines)
     assert SECRET_TOKEN not in logs and SECRET_HEADER not in logs
+
+
+@pytest.fixture(scope="module")
+async def guarded(stack, ns):
+    """tests/node/mcp-test-server.mjs: every request needs the bearer token and the header."""
+    server = NodeServer(("mcp-test-server.mjs",), {
+        "AUTH_TOKEN": SECRET_TOKEN, "REQUIRE_HEADER": f"x-paddock-test:{SECRET_HEADER}"})
+    async with client(stack["edge"], stack["key"], "create", ns) as c:
+        ok(await c.call_tool("add_mcp_server", {
+            "name": "guarded", "url": server.url, "auth_token": SECRET_TOKEN,
+            "headers": {"X-Paddock-Test": SECRET_HEADER}}))
+        ok(await c.call_tool("set_mcp_server_setting", {"name": "guarded", "key": "timeout_seconds", "value": 1}))
+        ok(await c.call_tool("add_mcp_server_rule", {"name": "guarded", "type": "block_tool", "tools": "html"}))
+    yield server
+    server.stop()
+
+
+CATCH = """import functions
+from functions import mcp__guarded__echo_args, mcp__guarded__fail, mcp__guarded__html, mcp__guarded__slow
+
+def catch(f, **kw):
+    try:
+        return ["ok", f(**kw)]
+    except functions.RemoteToolError as e:
+        return [type(e).__name__, e.code, str(e)]
+
+result = {
+    "echo": catch(mcp__guarded__echo_args, q="through the edge"),
+    "blocked": catch(mcp__guarded__html),
+    "failed": catch(mcp__guarded__fail),
+    "slow": catch(mcp__guarded__slow, ms=5000),
+}
+"""
+
+
+async def test_each_failure_raises_its_typed_exception(stack, ns, guarded):
+    sc = completed(await execute(stack, ns, CATCH))
+    r = sc["result"]
+    # The server wants the token and the header: the edge sent both, the sandbox saw neither.
+    assert r["echo"][0] == "ok" and "through the edge" in json.dumps(r["echo"][1]), r["echo"]
+    assert r["blocked"][:2] == ["RemoteBlocked", "RULE_BLOCKED"], r["blocked"]
+    assert r["failed"][:2] == ["RemoteToolFailed", "MCP_TOOL_ERROR"], r["failed"]
+    assert r["slow"][:2] == ["RemoteTimeout", "MCP_SERVER_TIMEOUT"], r["slow"]
+    assert [c["status"] for c in sc["calls"]] == [
+        "ok", "RULE_BLOCKED", "MCP_TOOL_ERROR", "MCP_SERVER_TIMEOUT"], sc["calls"]
+    text = json.dumps(sc)
+    assert SECRET_TOKEN not in text and SECRET_HEADER not in text
+    # The server going away: RemoteUnavailable (after the edge's retries), no secret in it.
+    guarded.stop()
+    sc = completed(await execute(stack, ns, """import functions
+try:
+    functions.mcp__guarded__echo_args(q="anyone?")
+    result = "no error"
+except functions.RemoteUnavailable as e:
+    result = [type(e).__name__, e.code, str(e)]
+"""))
+    assert sc["result"][:2] == ["RemoteUnavailable", "MCP_SERVER_UNAVAILABLE"], sc["result"]
+    assert SECRET_TOKEN not in json.dumps(sc) and SECRET_HEADER not in json.dumps(sc)
