@@ -635,6 +635,9 @@ impl<E: Executor> Conn<E> {
         };
         let token = self.cancel.child_token();
         lock(&self.running).insert(id.clone(), token.clone());
+        // Same span as the edge link's: the slot lifecycle logs carry the execution id.
+        let span = tracing::info_span!("execution", execution_id = %id,
+            namespace = %req.namespace, tier = %req.profile, language = req.language.as_str());
         let task = run_execution(
             Arc::clone(&self.shared.executor),
             req,
@@ -644,7 +647,9 @@ impl<E: Executor> Conn<E> {
             Arc::clone(&self.running),
             self.peer.clone(),
         );
-        self.shared.tracker.spawn(task);
+        self.shared
+            .tracker
+            .spawn(tracing::Instrument::instrument(task, span));
         true
     }
 }
