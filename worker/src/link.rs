@@ -710,6 +710,175 @@ impl RemoteCaller for Bridge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paddock_shared::protocol::BridgeReply;
+
+    fn call(b: &Bridge, id: &str, remaining: Duration, cancel: CancellationToken) -> CallFuture {
+        b.call_remote(
+            id,
+            "srv".into(),
+            "get-sum".into(),
+            "{\"a\":1}".into(),
+            remaining,
+            cancel,
+        )
+    }
+
+    /// The next `BridgeCall` the bridge sent.
+    async fn sent(rx: &mut mpsc::Receiver<FromWorker>) -> BridgeCall {
+        match rx.recv().await {
+            Some(FromWorker::BridgeCall(c)) => c,
+            other => panic!("expected a BridgeCall, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_carry_the_key_and_match_their_results() {
+        let b = Arc::new(Bridge::default());
+        let (tx, mut rx) = mpsc::channel(8);
+        b.register("ex1", "k1".into(), tx);
+        let pending = tokio::spawn(call(
+            &b,
+            "ex1",
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        ));
+        let c = sent(&mut rx).await;
+        assert_eq!(
+            (
+                c.execution_id.as_str(),
+                c.bridge_key.as_str(),
+                c.server.as_str(),
+                c.tool.as_str()
+            ),
+            ("ex1", "k1", "srv", "get-sum")
+        );
+        assert_eq!(c.input_json, "{\"a\":1}");
+        b.resolve(
+            c.call_id + 100,
+            BridgeOutcome::Err {
+                code: ErrorCode::Internal,
+                message: String::new(),
+                latency_us: 0,
+            },
+        );
+        b.resolve(
+            c.call_id,
+            BridgeOutcome::Ok(BridgeReply {
+                value_json: "[1]".into(),
+                is_error: false,
+                truncated: true,
+                bytes: 3,
+                latency_us: 1500,
+            }),
+        );
+        let v = pending.await.unwrap().unwrap();
+        assert_eq!(
+            v,
+            json!({"value": [1], "truncated": true, "bytes": 3, "latency_ms": 1.5})
+        );
+        // Tool errors and refusals become typed failures.
+        let pending = tokio::spawn(call(
+            &b,
+            "ex1",
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        ));
+        let c = sent(&mut rx).await;
+        b.resolve(
+            c.call_id,
+            BridgeOutcome::Ok(BridgeReply {
+                value_json: r#"{"content":[{"type":"text","text":"boom"}]}"#.into(),
+                is_error: true,
+                truncated: false,
+                bytes: 9,
+                latency_us: 1,
+            }),
+        );
+        assert_eq!(
+            pending.await.unwrap(),
+            Err(CallFailure::new("MCP_TOOL_ERROR", "boom"))
+        );
+        let pending = tokio::spawn(call(
+            &b,
+            "ex1",
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        ));
+        let c = sent(&mut rx).await;
+        b.resolve(
+            c.call_id,
+            BridgeOutcome::Err {
+                code: ErrorCode::CallBudgetExceeded,
+                message: "two".into(),
+                latency_us: 1,
+            },
+        );
+        assert_eq!(
+            pending.await.unwrap(),
+            Err(CallFailure::new("CALL_BUDGET_EXCEEDED", "two"))
+        );
+        assert!(lock(&b.state).calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn no_key_timeouts_cancels_and_lost_links_fail_typed() {
+        let b = Arc::new(Bridge::default());
+        let kind = |r: Result<Value, CallFailure>| r.err().map(|e| e.error_type);
+        // An execution without a key (a v2 edge, or a direct client).
+        let r = call(
+            &b,
+            "nobody",
+            Duration::from_secs(1),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(kind(r), Some("MCP_SERVER_UNAVAILABLE".into()));
+        let (tx, mut rx) = mpsc::channel(8);
+        b.register("ex1", "k1".into(), tx);
+        // No answer within the execution's remaining time.
+        let r = call(
+            &b,
+            "ex1",
+            Duration::from_millis(20),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(kind(r), Some("MCP_SERVER_TIMEOUT".into()));
+        let _ = sent(&mut rx).await;
+        assert!(
+            lock(&b.state).calls.is_empty(),
+            "a timed-out call is forgotten"
+        );
+        // The execution ends during the call.
+        let cancel = CancellationToken::new();
+        let pending = tokio::spawn(call(&b, "ex1", Duration::from_secs(30), cancel.clone()));
+        let _ = sent(&mut rx).await;
+        cancel.cancel();
+        assert_eq!(
+            kind(pending.await.unwrap()),
+            Some("MCP_SERVER_UNAVAILABLE".into())
+        );
+        // The link drops during a call.
+        let pending = tokio::spawn(call(
+            &b,
+            "ex1",
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        ));
+        let _ = sent(&mut rx).await;
+        b.disconnect();
+        assert_eq!(
+            kind(pending.await.unwrap()),
+            Some("MCP_SERVER_UNAVAILABLE".into())
+        );
+        assert_eq!(b.executions(), 0, "keys are dropped with the link");
+        // After unregister, the key is gone.
+        let (tx, _rx) = mpsc::channel(8);
+        b.register("ex2", "k2".into(), tx);
+        b.unregister("ex2");
+        let r = call(&b, "ex2", Duration::from_secs(1), CancellationToken::new()).await;
+        assert_eq!(kind(r), Some("MCP_SERVER_UNAVAILABLE".into()));
+    }
 
     #[test]
     fn backoff_doubles_from_100ms_to_5s() {
