@@ -324,3 +324,42 @@ except functions.RemoteUnavailable as e:
 """))
     assert sc["result"][:2] == ["RemoteUnavailable", "MCP_SERVER_UNAVAILABLE"], sc["result"]
     assert SECRET_TOKEN not in json.dumps(sc) and SECRET_HEADER not in json.dumps(sc)
+
+
+TS_ECHO = """\
+const f = require("./functions");
+export default async function (input: { message: string }) {
+  return await f.mcp__everything__echo({ message: input.message });
+}
+"""
+
+
+async def test_a_function_in_the_other_language_calls_a_remote_tool(stack, ns):
+    """Python calls a TypeScript function that calls the remote tool: the nested execution
+    uses its top-level execution's bridge key and budget."""
+    async with client(stack["edge"], stack["key"], "create", ns) as c:
+        ok(await c.call_tool("make_service", {"name": "tools"}))
+        ok(await c.call_tool("make_function", {
+            "service": "tools", "name": "ts-echo", "backend": "code_sandbox",
+            "language": "typescript", "code": TS_ECHO,
+            "input_schema": {"type": "object", "properties": {"message": {"type": "string"}},
+                             "required": ["message"]}}))
+    sc = completed(await execute(stack, ns, """\
+from functions import ts_echo, mcp__everything__echo
+first = ts_echo(message="nested")
+mcp__everything__echo(message="second, the budget's last")
+try:
+    ts_echo(message="third")
+    third = "no error"
+except Exception as e:
+    third = [type(e).__name__, str(e)]
+result = {"first": first, "third": third}
+"""))
+    r = sc["result"]
+    assert "Echo: nested" in json.dumps(r["first"]), r
+    assert r["third"][0] == "FunctionCallError" and "CALL_BUDGET_EXCEEDED" in r["third"][1], r
+    names = [(c["name"], c["status"]) for c in sc["calls"]]
+    assert ("mcp__everything__echo", "CALL_BUDGET_EXCEEDED") in names, names
+    assert [n for n in names if n[0] == "mcp__everything__echo"][:2] == [
+        ("mcp__everything__echo", "ok"), ("mcp__everything__echo", "ok")], names
+    assert ("tools.ts-echo", "ok") in names, names
