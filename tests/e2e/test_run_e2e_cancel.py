@@ -134,3 +134,22 @@ async def test_official_client_abandoning_a_call_cancels_it(run_stack):
             assert [r["status"] for r in recs] == ["canceled"], recs
             # The same session goes on working.
             assert completed(await c.call_tool("execute", {"code": "result = 'after'"}))["result"] == "after"
+
+
+async def test_official_client_closing_its_stream_cancels_the_call(run_stack):
+    # The 2026-07-28 generation (the SDK's default) cancels by aborting the request's POST.
+    edge, key = run_stack.edge, run_stack.key
+    worker = run_stack.workers[0]
+    ns = f"hangup-{uuid.uuid4().hex[:8]}"
+    await make_functions(edge, key, ns, [{"name": "hello", "template": "hello-world"}])
+    received = worker.count("execution received")
+    async with client(edge, key, "run", ns) as c:
+        await c.list_tools()
+        task = asyncio.create_task(c.call_tool("execute", {"code": "import time\ntime.sleep(120)\nresult = 1"}))
+        await asyncio.to_thread(worker.wait_line, "execution received", received)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        recs = await list_records(edge, key, ns, 1, timeout=60)
+        assert [r["status"] for r in recs] == ["canceled"], recs
+        assert completed(await c.call_tool("execute", {"code": "result = 'after'"}))["result"] == "after"

@@ -327,7 +327,29 @@ impl EdgeHttp {
             namespace,
             run_mode,
         });
-        let resp = match self.mcp.clone().call(req).await {
+        let call = self.mcp.clone().call(req);
+        let resp = if endpoint == Endpoint::Run {
+            // A client of the 2026-07-28 generation cancels a call by closing its stream:
+            // dropping rmcp's future then cancels the request (its disconnect guard), the
+            // worker kills the slot and the execution is recorded as canceled.
+            tokio::pin!(call);
+            tokio::select! {
+                r = &mut call => r,
+                gone = http.read_body_or_idle(true) => match gone {
+                    Err(e) => {
+                        tracing::debug!(error = %e, "client went away during a run call; canceling it");
+                        return Ok(closing(error_reply(&ApiError::new(
+                            ErrorCode::BadRequest,
+                            "the client closed the request before its answer",
+                        ))));
+                    }
+                    Ok(_) => call.await,
+                },
+            }
+        } else {
+            call.await
+        };
+        let resp = match resp {
             Ok(r) => r,
             Err(never) => match never {},
         };
