@@ -340,10 +340,14 @@ fn tool_call_code_runs_a_function_with_its_input() {
 fn other_targets_and_namespaces_are_refused_and_plain_code_gets_no_package() {
     let r = run(
         Language::Python,
-        "import _paddock, os\nout = []\nfor target, args in [(\"mcp\", {}), (\"function\", {\"namespace\": \"other\", \"service\": \"tools\", \"function\": \"hello\", \"version\": 1, \"input\": {}})]:\n    try:\n        _paddock.call(target, args)\n    except _paddock.CallError as e:\n        out.append(e.type)\nresult = out\n",
+        "import _paddock, os\nout = []\nfor target, args in [(\"mcp\", {}), (\"mcp\", {\"namespace\": \"other\", \"server\": \"s\", \"tool\": \"t\"}), (\"function\", {\"namespace\": \"other\", \"service\": \"tools\", \"function\": \"hello\", \"version\": 1, \"input\": {}})]:\n    try:\n        _paddock.call(target, args)\n    except _paddock.CallError as e:\n        out.append(e.type)\nresult = out\n",
         json!({}),
     );
-    assert_eq!(completed(&r), json!(["NotSupported", "NamespaceDenied"]));
+    // mcp: malformed args, then another namespace (issue 6: the edge link serves the rest).
+    assert_eq!(
+        completed(&r),
+        json!(["InvalidCall", "NamespaceDenied", "NamespaceDenied"])
+    );
     let r = run(
         Language::Python,
         "import os\nresult = os.path.exists('func' + 'tions')\n",
