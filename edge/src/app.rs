@@ -130,6 +130,13 @@ pub struct AppConfig {
     pub key_pepper: Option<String>,
     /// Email of the admin account made on first start.
     pub admin_email: String,
+    /// Key-encryption key of the stored secrets (remote MCP credentials, namespace
+    /// secrets); required at start when encrypted data exists.
+    pub kek: Option<crate::secrets::Kek>,
+    /// Networks remote MCP servers may be in although they are not public (SSRF guard).
+    pub allow_private_mcp_hosts: crate::remote::guard::AllowList,
+    /// Idle time after which a pooled remote MCP connection is closed.
+    pub remote_idle: std::time::Duration,
     /// Monthly quota, rates and concurrency per tier (`[limits]`).
     pub limits: crate::quota::LimitsConfig,
 }
@@ -143,6 +150,9 @@ impl AppConfig {
             jwt_secret: None,
             key_pepper: None,
             admin_email: "admin@localhost".to_owned(),
+            kek: None,
+            allow_private_mcp_hosts: crate::remote::guard::AllowList::default(),
+            remote_idle: crate::remote::pool::DEFAULT_IDLE,
             limits: crate::quota::LimitsConfig::default(),
         }
     }
@@ -167,6 +177,11 @@ pub enum StartupError {
     },
     #[error("cannot create the admin account: {0}")]
     Admin(String),
+    /// Encrypted secrets exist but no (or another) key-encryption key is configured.
+    #[error("cannot start: {0}")]
+    Kek(crate::secrets::SecretError),
+    #[error("cannot start the remote MCP runtime: {0}")]
+    Remote(std::io::Error),
     #[error("invalid limits:\n  - {}", .0.join("\n  - "))]
     Limits(Vec<String>),
     #[error("cannot open the usage counters: {0}")]
@@ -194,6 +209,7 @@ struct Inner {
     pepper: Vec<u8>,
     pub(crate) jwt: Jwt,
     throttle: LoginThrottle,
+    remote: Arc<crate::remote::Remote>,
     /// Quota, rate and concurrency checks (in memory).
     limiter: Arc<Limiter>,
     /// The limiter's monthly counters, durable in the store's sled database.
@@ -230,6 +246,15 @@ impl App {
             path: state.display().to_string(),
             source,
         })?;
+        check_kek(&store, cfg.kek.as_ref())?;
+        let remote = Arc::new(
+            crate::remote::Remote::start(
+                cfg.kek.clone(),
+                cfg.allow_private_mcp_hosts.clone(),
+                cfg.remote_idle,
+            )
+            .map_err(StartupError::Remote)?,
+        );
         let pepper = secrets::load_or_create(cfg.key_pepper.as_deref(), &dir.join(PEPPER_FILE))?;
         let jwt_secret =
             secrets::load_or_create(cfg.jwt_secret.as_deref(), &dir.join(JWT_SECRET_FILE))?;
@@ -249,6 +274,7 @@ impl App {
                 pepper,
                 jwt: Jwt::new(&jwt_secret),
                 throttle: LoginThrottle::default(),
+                remote,
                 limiter,
                 usage,
             }),
@@ -299,6 +325,11 @@ impl App {
             }
         })?;
         Ok(Some(raw))
+    }
+
+    /// The remote MCP machinery (KEK, SSRF allow list, client pool).
+    pub fn remote(&self) -> &crate::remote::Remote {
+        &self.inner.remote
     }
 
     /// The state store (replication readers, tests).
@@ -549,6 +580,28 @@ impl App {
         if let Err(e) = self.inner.store.flush() {
             tracing::error!(error = %e, "flushing the state database on shutdown failed");
         }
+    }
+}
+
+/// Refuses to start when sealed secrets exist and the configured KEK cannot open them.
+fn check_kek(store: &Store, kek: Option<&crate::secrets::Kek>) -> Result<(), StartupError> {
+    let stored = store.kek_id().map_err(|source| StartupError::Store {
+        path: "kek_id".to_owned(),
+        source,
+    })?;
+    let sealed = store.has_sealed_data().map_err(|source| StartupError::Store {
+        path: "mcp_servers".to_owned(),
+        source,
+    })?;
+    match (stored, kek) {
+        (Some(_), None) if sealed => Err(StartupError::Kek(crate::secrets::SecretError::NoKek)),
+        (Some(found), Some(k)) if sealed && found != k.id() => {
+            Err(StartupError::Kek(crate::secrets::SecretError::WrongKek {
+                found,
+                configured: k.id().to_owned(),
+            }))
+        }
+        _ => Ok(()),
     }
 }
 

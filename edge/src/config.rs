@@ -123,6 +123,17 @@ pub struct EdgeConfig {
     /// API-key digest pepper; unset = generated and kept in the data dir.
     #[serde(default)]
     pub key_pepper: Option<String>,
+    /// File holding the key-encryption key of stored secrets (64 hex characters, mode
+    /// 0600); env `PADDOCK_EDGE_KEK_FILE`. `PADDOCK_EDGE_KEK` gives the key itself.
+    #[serde(default)]
+    pub kek_file: Option<PathBuf>,
+    /// The key-encryption key itself (64 hex characters); prefer `kek_file`.
+    #[serde(default)]
+    pub kek: Option<String>,
+    /// Addresses or CIDR networks that remote MCP servers may resolve to although they are
+    /// loopback, private, link-local… (the SSRF guard refuses those otherwise).
+    #[serde(default)]
+    pub allow_private_mcp_hosts: Vec<String>,
     /// `[limits]`: monthly executions, rates and concurrency per tier (see
     /// [`crate::quota::config`]); env `PADDOCK_EDGE_LIMITS_<TIER>_<KEY>`.
     #[serde(default)]
@@ -139,6 +150,8 @@ impl Default for EdgeConfig {
 /// Command-line overrides (highest precedence).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--allow-private-mcp-hosts` (added to `allow_private_mcp_hosts`).
+    pub allow_private_mcp_hosts: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
     pub domain: Option<String>,
@@ -201,6 +214,10 @@ impl EdgeConfig {
         if let Some(v) = &cli.log_format {
             cfg.log_format = v.clone();
         }
+        if let Some(v) = &cli.allow_private_mcp_hosts {
+            cfg.allow_private_mcp_hosts
+                .extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+        }
         if let Some(v) = &cli.admin_listen {
             cfg.admin_listen = Some(v.clone());
         }
@@ -230,6 +247,16 @@ impl EdgeConfig {
                 "admin_email" => self.admin_email = value,
                 "jwt_secret" => self.jwt_secret = Some(value),
                 "key_pepper" => self.key_pepper = Some(value),
+                "kek" => self.kek = Some(value),
+                "kek_file" => self.kek_file = Some(PathBuf::from(value)),
+                "allow_private_mcp_hosts" => {
+                    self.allow_private_mcp_hosts = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect();
+                }
                 "max_body_bytes" => match value.parse() {
                     Ok(v) => self.max_body_bytes = v,
                     Err(_) => problems.push(bad("a number of bytes")),
@@ -344,6 +371,22 @@ impl EdgeConfig {
                 self.log_format
             ));
         }
+        if let Err(e) = crate::remote::guard::AllowList::from_entries(&self.allow_private_mcp_hosts) {
+            p.push(format!("allow_private_mcp_hosts: {e}"));
+        }
+        if self.kek.is_some() && self.kek_file.is_some() {
+            p.push("kek: set either kek or kek_file, not both".to_owned());
+        }
+        if let Some(k) = &self.kek
+            && crate::secrets::Kek::from_hex(k, "kek").is_err()
+        {
+            p.push("kek: must be 64 hex characters (32 bytes)".to_owned());
+        }
+        if let Some(f) = &self.kek_file
+            && !f.is_file()
+        {
+            p.push(format!("kek_file: {} is not a readable file", f.display()));
+        }
         if !self.admin_email.contains('@') {
             p.push(format!(
                 "admin_email: {:?} is not an email address",
@@ -364,6 +407,27 @@ impl EdgeConfig {
             }
         }
         p
+    }
+
+    /// The key-encryption key from `kek` or `kek_file`, if either is set.
+    ///
+    /// # Errors
+    /// The file cannot be read or does not hold 64 hex characters.
+    pub fn kek(&self) -> Result<Option<crate::secrets::Kek>, crate::secrets::SecretError> {
+        match (&self.kek, &self.kek_file) {
+            (Some(k), _) => crate::secrets::Kek::from_hex(k, "kek (PADDOCK_EDGE_KEK)").map(Some),
+            (None, Some(f)) => crate::secrets::Kek::from_file(f).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The SSRF allow list from `allow_private_mcp_hosts`.
+    ///
+    /// # Errors
+    /// An entry that is not an address or network (also reported by validation).
+    pub fn mcp_allow_list(&self) -> Result<crate::remote::guard::AllowList, ConfigError> {
+        crate::remote::guard::AllowList::from_entries(&self.allow_private_mcp_hosts)
+            .map_err(|e| ConfigError::Invalid(vec![format!("allow_private_mcp_hosts: {e}")]))
     }
 
     /// The listener addresses.

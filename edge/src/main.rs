@@ -37,6 +37,30 @@ enum Command {
     Serve(ServeArgs),
     /// Load-test one MCP endpoint (tools/list, execute, a tool call or a mix); see `bench --help`.
     Bench(Box<paddock_edge::loadgen::BenchArgs>),
+    /// Offline administration (run with the edge stopped).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Rewrap every stored data key under a new key-encryption key, atomically. The
+    /// current KEK comes from the configuration (`kek_file`, PADDOCK_EDGE_KEK_FILE or
+    /// PADDOCK_EDGE_KEK); afterwards configure the new one.
+    RotateKek(RotateKekArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RotateKekArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// File with the new KEK (64 hex characters).
+    #[arg(long)]
+    new_kek_file: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -59,12 +83,76 @@ struct ServeArgs {
     /// `text` or `json` (overrides `log_format`).
     #[arg(long)]
     log_format: Option<String>,
+    /// Addresses/networks remote MCP servers may be in although not public, e.g.
+    /// `127.0.0.1,10.0.0.0/8` (added to `allow_private_mcp_hosts`).
+    #[arg(long)]
+    allow_private_mcp_hosts: Option<String>,
     /// Admin listener for `GET /metrics`, or `off` (overrides `admin_listen`).
     #[arg(long)]
     admin_listen: Option<String>,
     /// Validate the configuration and TLS material, then exit.
     #[arg(long)]
     check_config: bool,
+}
+
+/// `paddock-edge admin rotate-kek`: exit 0 when every value moved, 2 for configuration
+/// problems, 1 when the store refused (nothing changed then).
+fn rotate_kek(args: &RotateKekArgs) -> ExitCode {
+    let overrides = Overrides {
+        data_dir: args.data_dir.clone(),
+        ..Overrides::default()
+    };
+    let cfg = match EdgeConfig::load(args.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("paddock-edge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let old = match cfg.kek() {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            eprintln!("paddock-edge: rotate-kek: {}", paddock_edge::secrets::SecretError::NoKek);
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("paddock-edge: rotate-kek: current KEK: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let new = match paddock_edge::secrets::Kek::from_file(&args.new_kek_file) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("paddock-edge: rotate-kek: new KEK: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let state = cfg.data_dir.join(paddock_edge::app::STATE_DIR);
+    let store = match paddock_edge::store::Store::open(&state) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "paddock-edge: rotate-kek: cannot open {} (stop the edge first): {e}",
+                state.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    match store.rotate_kek(&old, &new) {
+        Ok(n) => {
+            println!(
+                "rewrapped {n} data keys from {} to {}; now configure kek_file = {} (or PADDOCK_EDGE_KEK_FILE)",
+                old.id(),
+                new.id(),
+                args.new_kek_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paddock-edge: rotate-kek: nothing changed: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn init_logs(format: &str) {
@@ -85,6 +173,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Serve(args) => args,
         Command::Bench(args) => return paddock_edge::loadgen::main(*args),
+        Command::Admin(AdminCommand::RotateKek(args)) => return rotate_kek(&args),
     };
     let overrides = Overrides {
         data_dir: args.data_dir,
@@ -92,6 +181,7 @@ fn main() -> ExitCode {
         domain: args.domain,
         http_listen: args.http_listen,
         log_format: args.log_format,
+        allow_private_mcp_hosts: args.allow_private_mcp_hosts,
         admin_listen: args.admin_listen,
     };
     let cfg = match EdgeConfig::load(args.config.as_deref(), std::env::vars(), &overrides) {

@@ -54,6 +54,9 @@ pub fn open(
         jwt_secret: cfg.jwt_secret.clone(),
         key_pepper: cfg.key_pepper.clone(),
         admin_email: cfg.admin_email.clone(),
+        kek: cfg.kek()?,
+        allow_private_mcp_hosts: cfg.mcp_allow_list()?,
+        remote_idle: crate::remote::pool::DEFAULT_IDLE,
         limits: cfg.limits.clone(),
     };
     Ok(App::open(app_cfg)?)

@@ -223,12 +223,28 @@ impl Store {
                 })
             })
         };
+        // Read first (a sled transaction must not iterate the trees it writes); this runs
+        // offline, with the edge stopped, so nothing changes in between.
+        let servers: Vec<(sled::IVec, McpServerConfig)> = self
+            .tree(T::McpServers)
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((k, super::codec::decode(&v)?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let secrets: Vec<(sled::IVec, SecretRecord)> = self
+            .tree(T::Secrets)
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((k, super::codec::decode(&v)?))
+            })
+            .collect::<Result<_, StoreError>>()?;
         self.transact(|tx| {
             let mut n = 0;
-            for item in self.tree(T::McpServers).iter() {
-                let (k, v) = item?;
-                let mut cfg: McpServerConfig = super::codec::decode(&v)
-                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+            for (k, cfg) in &servers {
+                let mut cfg = cfg.clone();
                 let ctx = |f: &str| server_context(&cfg.namespace, &cfg.name, f);
                 cfg.url = rewrap(ctx("url"), &cfg.url)?;
                 if let Some(t) = &cfg.auth_token {
@@ -240,14 +256,12 @@ impl Store {
                 }
                 n += 1 + usize::from(cfg.auth_token.is_some()) + headers.len();
                 cfg.headers = headers;
-                tx.put(T::McpServers, &k, &cfg)?;
+                tx.put(T::McpServers, k, &cfg)?;
             }
-            for item in self.tree(T::Secrets).iter() {
-                let (k, v) = item?;
-                let mut rec: SecretRecord = super::codec::decode(&v)
-                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+            for (k, rec) in &secrets {
+                let mut rec = rec.clone();
                 rec.value = rewrap(secret_context(&rec.namespace, &rec.name), &rec.value)?;
-                tx.put(T::Secrets, &k, &rec)?;
+                tx.put(T::Secrets, k, &rec)?;
                 n += 1;
             }
             mark_kek(tx, new.id())?;

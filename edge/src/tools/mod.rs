@@ -7,6 +7,7 @@ pub mod checks;
 pub mod discovery;
 pub mod executions;
 pub mod functions;
+pub mod mcp_servers;
 pub mod namespaces;
 pub mod scanner;
 pub mod services;
@@ -342,6 +343,7 @@ fn capitalise(s: &str) -> String {
 pub fn definitions(p: &Principal) -> Vec<ToolDef> {
     TOOLS
         .iter()
+        .chain(mcp_servers::TOOLS)
         .filter(|t| !t.admin_only || p.is_admin)
         .map(|t| ToolDef {
             name: t.name.to_owned(),
@@ -358,6 +360,7 @@ pub fn definitions(p: &Principal) -> Vec<ToolDef> {
 pub fn call(ctx: &Ctx<'_>, tool: &str, args: Map<String, Value>) -> Result<Value, ApiError> {
     let Some(t) = TOOLS
         .iter()
+        .chain(mcp_servers::TOOLS)
         .find(|t| t.name == tool && (!t.admin_only || ctx.p.is_admin))
     else {
         return Err(ApiError::new(
@@ -414,6 +417,7 @@ pub fn call(ctx: &Ctx<'_>, tool: &str, args: Map<String, Value>) -> Result<Value
         "set_account_tier" => discovery::set_account_tier(ctx, args),
         "list_executions" => executions::list(ctx, args),
         "describe_execution" => executions::describe(ctx, args),
+        t if mcp_servers::handles(t) => mcp_servers::call(ctx, t, args),
         "get_usage" => Ok(ctx.app.usage_report(ctx.p).to_json()),
         _ => Err(ApiError::new(
             ErrorCode::UnknownTool,
