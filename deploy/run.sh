@@ -42,6 +42,20 @@ for b in paddock-edge paddock-worker; do
 done
 mkdir -p "$EDGE_DIR" "$WORKER_DIR"
 
+# The key-encryption key of stored secrets (remote MCP credentials, namespace secrets):
+# generated once (32 random bytes as hex, mode 0600) unless the operator set one. Only the
+# edge gets it; losing the file makes the stored secrets unreadable.
+KEK_ENV=()
+if [[ -z ${PADDOCK_EDGE_KEK:-} && -z ${PADDOCK_EDGE_KEK_FILE:-} ]]; then
+    KEK_FILE=$EDGE_DIR/kek.key
+    if [[ ! -s $KEK_FILE ]]; then
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$KEK_FILE" && echo >>"$KEK_FILE")
+        chmod 600 "$KEK_FILE"
+        say "generated the key-encryption key $KEK_FILE (mode 0600; back it up)"
+    fi
+    KEK_ENV=(PADDOCK_EDGE_KEK_FILE="$KEK_FILE")
+fi
+
 EDGE_PID=
 WORKER_PID=
 stop() {
@@ -74,7 +88,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 
 # shellcheck disable=SC2086 # extra args are word-split on purpose
-"$BIN/paddock-edge" serve --data-dir "$EDGE_DIR" --listen "127.0.0.1:$PORT" $EDGE_ARGS &
+env "${KEK_ENV[@]}" "$BIN/paddock-edge" serve --data-dir "$EDGE_DIR" --listen "127.0.0.1:$PORT" $EDGE_ARGS &
 EDGE_PID=$!
 say "edge started (pid $EDGE_PID), waiting for https://127.0.0.1:$PORT/v1/health/ready"
 
