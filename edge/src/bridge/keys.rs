@@ -24,6 +24,9 @@ use sha2::{Digest, Sha256};
 
 /// Most calls recorded per execution (later calls still run, unrecorded).
 pub const MAX_CALL_RECORDS: usize = 1000;
+/// Most distinct server names one execution may call (bounds a key's budget table even
+/// when code calls made-up servers).
+pub const MAX_SERVERS_PER_KEY: usize = 64;
 /// Grace added to an execution's timeout for its key's deadline: the worker may wait for
 /// its replica (5 s) and for a slot before the execution's own clock starts.
 pub const KEY_GRACE: Duration = Duration::from_secs(15);
@@ -219,6 +222,14 @@ impl BridgeKeys {
         let d = digest(key);
         let mut entries = lock(&self.entries);
         let e = Self::check(&mut entries, &d, execution_id, conn_id)?;
+        if !e.budgets.contains_key(server) && e.budgets.len() >= MAX_SERVERS_PER_KEY {
+            return Err(Denied {
+                code: ErrorCode::CallBudgetExceeded,
+                message: format!(
+                    "this execution already called {MAX_SERVERS_PER_KEY} different servers, the most one execution may call"
+                ),
+            });
+        }
         let (max, used) = e.budgets.entry(server.to_owned()).or_insert((limit, 0));
         if *used >= *max {
             let max = *max;
@@ -347,6 +358,19 @@ mod tests {
         // Another server has its own budget; zero allows nothing.
         assert!(k.authorize(g.key(), "e1", 1, "b", "mcp__b__t", 1).is_ok());
         assert!(k.authorize(g.key(), "e1", 1, "c", "mcp__c__t", 0).is_err());
+        // At most MAX_SERVERS_PER_KEY distinct servers (a, b, c and the rest).
+        for i in 3..MAX_SERVERS_PER_KEY {
+            assert!(
+                k.authorize(g.key(), "e1", 1, &format!("s{i}"), "t", 1)
+                    .is_ok()
+            );
+        }
+        let many = k.authorize(g.key(), "e1", 1, "one-too-many", "t", 1);
+        assert_eq!(
+            many.err().map(|d| d.code),
+            Some(ErrorCode::CallBudgetExceeded)
+        );
+        assert!(k.authorize(g.key(), "e1", 1, "b", "mcp__b__t", 1).is_err());
         k.record(
             g.key(),
             CallRecord {
@@ -366,6 +390,7 @@ mod tests {
             [
                 ("mcp__a__t", "CALL_BUDGET_EXCEEDED"),
                 ("mcp__c__t", "CALL_BUDGET_EXCEEDED"),
+                ("mcp__b__t", "CALL_BUDGET_EXCEEDED"),
                 ("mcp__a__t", "ok")
             ]
         );
