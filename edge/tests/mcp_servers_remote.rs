@@ -790,3 +790,63 @@ fn reopen_store(dir: &std::path::Path) -> paddock_edge::store::Store {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_connections_are_reused_recycled_when_idle_and_on_credential_change() {
+    let server = test_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        dir.path(),
+        Some(paddock_edge::secrets::Kek::generate()),
+        "127.0.0.1",
+    );
+    cfg.remote_idle = std::time::Duration::from_millis(300);
+    let app = open(cfg).unwrap();
+    let p = principal(&app);
+    let e = Env {
+        dir,
+        app,
+        p,
+        kek: paddock_edge::secrets::Kek::generate(),
+    };
+    ok(&e, "make_namespace", json!({"name": "acme"})).await;
+    add_test_server(&e, &server).await;
+    let pool = || e.app.remote().pool();
+    let call = || {
+        e.app
+            .call_remote_tool("acme", "guarded", "echo_args", a(json!({"q": "p"})))
+    };
+    call().await.unwrap();
+    call().await.unwrap();
+    assert_eq!(pool().connects(), 1, "lazily connected once, then reused");
+    // Idle: the reaper closes it; the next call connects again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pool().open() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle connection never closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    call().await.unwrap();
+    assert_eq!(pool().connects(), 2);
+    // A credential change (same values re-entered) replaces the pooled connection.
+    let upd = ok(
+        &e,
+        "update_mcp_server",
+        json!({"name": "guarded", "auth_token": TOKEN}),
+    )
+    .await;
+    assert_eq!(upd["reconnected"], true);
+    call().await.unwrap();
+    assert_eq!(pool().connects(), 3);
+    // A wrong token on update is refused and nothing changes.
+    let bad = err(
+        &e,
+        "update_mcp_server",
+        json!({"name": "guarded", "auth_token": "definitely-wrong"}),
+    )
+    .await;
+    assert_eq!(bad.code, ErrorCode::McpServerUnavailable);
+    call().await.unwrap();
+}
