@@ -925,7 +925,10 @@ async fn scopes_gate_tools_and_endpoints() {
         .into_iter()
         .map(|t| t.name)
         .collect();
-    assert_eq!(names.len(), 16);
+    assert_eq!(
+        names.len(),
+        16 + paddock_edge::tools::mcp_servers::TOOLS.len()
+    );
     assert!(!names.contains(&"set_account_tier".to_owned()));
 }
 
