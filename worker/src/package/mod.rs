@@ -19,8 +19,8 @@
 //! already turned into CommonJS by [`crate::typescript::transform`]).
 //!
 //! # Runner contract
-//! Calls the package cannot make in-process (a function written in the other language;
-//! later a remote MCP tool) go through the runner, which forwards them to the worker as a
+//! Calls the package cannot make in-process (a function written in the other language, a
+//! remote MCP tool) go through the runner, which forwards them to the worker as a
 //! slot-protocol `call` frame `{type: "call", id, target, args}`:
 //! - Python: `import _paddock; _paddock.call(target, args)` — blocking; returns the
 //!   value or raises `_paddock.CallError` with `type`/`message` attributes (or the error

@@ -1,5 +1,5 @@
-// Calls the package cannot make in-process (a function in the other language; later a
-// remote MCP tool), made through the runner: `globalThis.__paddock_runtime.call(target,
+// Calls the package cannot make in-process (a function in the other language, a remote
+// MCP tool: target "mcp", see `_runtime.js` remoteWrapper), made through the runner: `globalThis.__paddock_runtime.call(target,
 // args)` returns a Promise of the value and rejects with an object (or Error) carrying
 // `type` and `message`; the runner turns it into a slot-protocol `call` frame.
 "use strict";

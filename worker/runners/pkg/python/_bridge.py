@@ -1,5 +1,6 @@
-"""Calls the package cannot make in-process (a function in the other language; later a
-remote MCP tool), made through the runner: `import _paddock; _paddock.call(target, args)`.
+"""Calls the package cannot make in-process (a function in the other language, a remote
+MCP tool: target "mcp", see `_runtime.remote_wrapper`), made through the runner:
+`import _paddock; _paddock.call(target, args)`.
 
 Contract with the runner: `_paddock.call(target, args)` sends a slot-protocol `call`
 frame `{id, target, args}` and blocks for its `call_result`; it returns `value`, or
