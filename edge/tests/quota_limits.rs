@@ -53,6 +53,16 @@ async fn monthly_quota_exactly_the_limit_then_429_and_usage_reports_it() {
     );
     let (key, jwt) = edge.free_account("quota@example.com").await;
     edge.make_namespace(&key, "q1").await;
+    // A JSON-RPC batch is refused before admission: nothing runs, nothing is counted.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "execute", "arguments": {"code": CODE}}});
+    let batch = edge.rpc(&key, "run", "q1", json!([call, call])).await;
+    assert_eq!(
+        (batch.status, batch.code()),
+        (400, Some("BAD_REQUEST")),
+        "{batch:?}"
+    );
+    assert_eq!(usage_tool(&edge, &key, "q1").await["executions"], json!(0));
 
     for _ in 0..3 {
         assert_executed(&edge.execute(&key, "q1", CODE).await);

@@ -55,6 +55,12 @@ pub fn is_mutating_create_tool(name: &str) -> bool {
     MUTATING_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// Whether `body` is a JSON-RPC batch (an array). MCP removed batches in 2025-06-18 and
+/// the edge refuses them before admission, so a batch can neither run nor be charged.
+pub fn is_batch(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
 /// The cost of an MCP request body sent to `endpoint`. A body that is not JSON-RPC is
 /// [`Charge::Free`] here (rmcp answers it with a protocol error and nothing runs).
 pub fn charge(endpoint: Endpoint, body: &[u8]) -> Charge {
@@ -109,6 +115,15 @@ mod tests {
         assert_eq!(charge(Endpoint::Run, tool_mode), Charge::Executions(1));
         let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"execute"}},{"jsonrpc":"2.0","id":2,"method":"tools/list"},{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"a.b"}}]"#;
         assert_eq!(charge(Endpoint::Run, batch), Charge::Executions(2));
+    }
+
+    #[test]
+    fn batches_are_recognised() {
+        assert!(is_batch(b" \n[{\"jsonrpc\":\"2.0\"}]"));
+        assert!(!is_batch(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#
+        ));
+        assert!(!is_batch(b""));
     }
 
     #[test]

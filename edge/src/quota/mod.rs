@@ -43,7 +43,7 @@ pub mod limiter;
 pub mod month;
 pub mod rejection;
 
-pub use charge::{Charge, charge, get_usage_tool, is_mutating_create_tool};
+pub use charge::{Charge, charge, get_usage_tool, is_batch, is_mutating_create_tool};
 pub use config::{LimitTable, LimitsConfig, TierLimits};
 pub use durable::{USAGE_TREE, UsageCounters};
 pub use limiter::{Admission, Held, Limiter};

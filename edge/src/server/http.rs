@@ -234,6 +234,12 @@ impl EdgeHttp {
     /// The 429 answer of the first limit that refuses (`QUOTA_EXCEEDED`, `RATE_LIMITED`,
     /// `CONCURRENCY_LIMITED`, with `usage`/`limit`/`tier` and `Retry-After`).
     fn admit(&self, p: &Principal, endpoint: Endpoint, body: &[u8]) -> Result<Held, ApiError> {
+        if quota::is_batch(body) {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one request per POST",
+            ));
+        }
         let Some(limiter) = self.backend.limiter() else {
             return Ok(Held::default());
         };
