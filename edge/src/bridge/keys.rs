@@ -76,10 +76,28 @@ pub struct Allowed {
     pub remaining: Duration,
 }
 
+/// The keys by digest, and the digest of each (worker connection, execution).
+#[derive(Debug, Default)]
+struct Table {
+    by_digest: HashMap<Digest32, Entry>,
+    by_execution: HashMap<(u64, String), Digest32>,
+}
+
+impl Table {
+    fn remove(&mut self, d: &Digest32) -> Option<Entry> {
+        let e = self.by_digest.remove(d)?;
+        let k = (e.conn_id, e.execution_id.clone());
+        if self.by_execution.get(&k) == Some(d) {
+            self.by_execution.remove(&k);
+        }
+        Some(e)
+    }
+}
+
 /// The live bridge keys of one edge. Cheap to share (`Arc`).
 #[derive(Debug, Default)]
 pub struct BridgeKeys {
-    entries: Mutex<HashMap<Digest32, Entry>>,
+    entries: Mutex<Table>,
 }
 
 /// Owns one minted key: dropping it removes the key.
@@ -124,7 +142,9 @@ impl BridgeKeys {
         let raw: [u8; BRIDGE_KEY_BYTES] = rand::random();
         let key = hex::encode(raw);
         let d = digest(&key);
-        lock(&self.entries).insert(
+        let mut t = lock(&self.entries);
+        t.by_execution.insert((conn_id, execution_id.to_owned()), d);
+        t.by_digest.insert(
             d,
             Entry {
                 namespace: namespace.to_owned(),
@@ -146,16 +166,22 @@ impl BridgeKeys {
     /// Marks the key of `execution_id` on `conn_id` revoked (its result arrived); its call
     /// log stays until the guard collects it.
     pub fn revoke(&self, conn_id: u64, execution_id: &str) {
-        for e in lock(&self.entries).values_mut() {
-            if e.conn_id == conn_id && e.execution_id == execution_id {
-                e.revoked = true;
-            }
+        let mut t = lock(&self.entries);
+        let Some(d) = t
+            .by_execution
+            .get(&(conn_id, execution_id.to_owned()))
+            .copied()
+        else {
+            return;
+        };
+        if let Some(e) = t.by_digest.get_mut(&d) {
+            e.revoked = true;
         }
     }
 
     /// Number of keys alive (revoked ones included until their guard drops).
     pub fn len(&self) -> usize {
-        lock(&self.entries).len()
+        lock(&self.entries).by_digest.len()
     }
 
     /// True when no key is alive.
@@ -164,12 +190,12 @@ impl BridgeKeys {
     }
 
     fn check<'a>(
-        entries: &'a mut HashMap<Digest32, Entry>,
+        entries: &'a mut Table,
         d: &Digest32,
         execution_id: &str,
         conn_id: u64,
     ) -> Result<&'a mut Entry, Denied> {
-        let Some(e) = entries.get_mut(d) else {
+        let Some(e) = entries.by_digest.get_mut(d) else {
             return Err(Denied::invalid("unknown or ended execution"));
         };
         if e.revoked {
@@ -262,7 +288,7 @@ impl BridgeKeys {
     /// Records a finished call under `key` (ignored when the key is gone).
     pub fn record(&self, key: &str, call: CallRecord) {
         let d = digest(key);
-        if let Some(e) = lock(&self.entries).get_mut(&d) {
+        if let Some(e) = lock(&self.entries).by_digest.get_mut(&d) {
             push(&mut e.calls, call);
         }
     }
