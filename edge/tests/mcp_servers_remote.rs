@@ -850,3 +850,35 @@ async fn pooled_connections_are_reused_recycled_when_idle_and_on_credential_chan
     assert_eq!(bad.code, ErrorCode::McpServerUnavailable);
     call().await.unwrap();
 }
+
+/// Latency of `call_remote_tool` against the local test server: the first call (connect +
+/// MCP handshake + call) and warm calls over the pooled connection. A measurement, not a
+/// check: `cargo nextest run -p paddock-edge --run-ignored only -E 'test(remote_call_latency)' --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn remote_call_latency() {
+    let server = test_server().await;
+    let e = env().await;
+    add_test_server(&e, &server).await;
+    let call = || {
+        e.app
+            .call_remote_tool("acme", "guarded", "echo_args", a(json!({"q": "x"})))
+    };
+    let t = std::time::Instant::now();
+    call().await.unwrap();
+    let cold = t.elapsed();
+    let mut warm = Vec::new();
+    for _ in 0..500 {
+        let t = std::time::Instant::now();
+        call().await.unwrap();
+        warm.push(t.elapsed());
+    }
+    warm.sort();
+    let pct = |p: usize| warm[(warm.len() * p / 100).min(warm.len() - 1)];
+    eprintln!(
+        "remote_call_latency: cold {cold:?}; warm p50 {:?} p90 {:?} p99 {:?} (500 calls)",
+        pct(50),
+        pct(90),
+        pct(99)
+    );
+}

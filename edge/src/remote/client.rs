@@ -96,14 +96,21 @@ impl Opened {
     /// A sanitizer for these credentials.
     pub fn sanitizer(&self) -> Sanitizer {
         let mut s = Sanitizer::default();
-        s.add(&self.url);
-        if let Ok(u) = reqwest::Url::parse(&self.url) {
-            if let Some(p) = u.password() {
-                s.add(p);
+        match reqwest::Url::parse(&self.url) {
+            // The parts of a URL that can carry credentials; the rest is shown anyway.
+            Ok(u) => {
+                s.add(u.username());
+                if let Some(p) = u.password() {
+                    s.add(p);
+                }
+                if let Some(q) = u.query() {
+                    s.add(q);
+                }
+                if let Some(f) = u.fragment() {
+                    s.add(f);
+                }
             }
-            if let Some(q) = u.query() {
-                s.add(q);
-            }
+            Err(_) => s.add(&self.url),
         }
         if let Some(t) = &self.token {
             s.add(t);
