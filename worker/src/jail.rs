@@ -43,6 +43,8 @@ pub struct Launcher {
     nsjail: PathBuf,
     configs: BTreeMap<String, PathBuf>,
     profiles: Profiles,
+    /// `runner.pyc` was compiled at start-up (else slots run `runner.py`).
+    python_compiled: bool,
 }
 
 /// Root of the runtime directories used when the data directory cannot be searched by the
@@ -98,6 +100,19 @@ impl Launcher {
         let runner_dir = runtime.join("runner");
         mkdir(&runner_dir)?;
         runners::materialize(&runner_dir).map_err(io(&runner_dir))?;
+        let jail_source = format!(
+            "{}/{}",
+            runners::JAIL_RUNNER_DIR,
+            runners::PYTHON_RUNNER_FILE
+        );
+        let python_compiled = match runners::precompile_python(&runner_dir, &jail_source) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "Python runner not precompiled; slots compile runner.py at start-up");
+                let _ = std::fs::remove_file(runner_dir.join(runners::PYTHON_RUNNER_PYC));
+                false
+            }
+        };
         let bin = runtime.join("bin");
         mkdir(&bin)?;
         let init = bin.join("slot-init");
@@ -130,6 +145,7 @@ impl Launcher {
             nsjail: nsjail.to_owned(),
             configs,
             profiles: profiles.clone(),
+            python_compiled,
         })
     }
 
@@ -139,8 +155,9 @@ impl Launcher {
     }
 
     /// The nsjail command for one slot of `tier_name` running `language`, or `None` for an
-    /// unknown tier. Standard streams are left for the caller to pipe.
-    pub fn command(&self, tier_name: &str, language: Language) -> Option<Command> {
+    /// unknown tier. Standard streams are left for the caller to pipe. `on_demand`: the
+    /// slot is for an execution that is already waiting (the runner skips its warm-up).
+    pub fn command(&self, tier_name: &str, language: Language, on_demand: bool) -> Option<Command> {
         let cfg = self.configs.get(tier_name)?;
         let tier = self.profiles.tier(tier_name)?;
         let mut cmd = Command::new(&self.nsjail);
@@ -150,10 +167,15 @@ impl Launcher {
         }
         cmd.arg("--");
         let heap = u32::try_from(tier.memory_mb * 3 / 4).ok();
-        cmd.args(runners::runner_argv(
+        let start = runners::RunnerStart {
+            compiled: self.python_compiled,
+            on_demand,
+        };
+        cmd.args(runners::runner_argv_with(
             language,
             runners::JAIL_RUNNER_DIR,
             heap,
+            start,
         ));
         cmd.env_clear();
         Some(cmd)

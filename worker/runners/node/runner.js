@@ -581,7 +581,10 @@ function failCurrent(err) {
   realExit(0);
 }
 
-const WARM_UP_RUNS = 8;
+// `--on-demand`: an execution is already waiting for this slot, so the warm-up (which only
+// pays off in a pool) is skipped.
+const ON_DEMAND = process.argv.slice(2).includes('--on-demand');
+const WARM_UP_RUNS = ON_DEMAND ? 0 : 8;
 const WARM_UP = {
   type: 'execute',
   execution_id: 'warm-up',
@@ -632,14 +635,27 @@ async function main() {
     return;
   }
   execute(frame).then(
-    () => realExit(0),
+    () => exitAfterResult(),
     (e) => {
       if (current !== null && !current.sent) {
         current.finish('failed', null, { type: 'SandboxFailure', message: `runner error: ${safeString(e)}`, traceback: null });
       }
-      realExit(0);
+      exitAfterResult();
     },
   );
+}
+
+// The result is out. Exiting at once would tear the process, nsjail and the namespaces down
+// while the worker is still answering its client: close the response pipe (the worker sees
+// its end), wait until the worker closes the request pipe (or kills the slot), then exit.
+function exitAfterResult() {
+  try {
+    fs.closeSync(RESP_FD);
+    fs.readSync(REQ_FD, Buffer.alloc(1), 0, 1, null);
+  } catch (_) {
+    // EOF, EAGAIN or a closed fd: exit now.
+  }
+  realExit(0);
 }
 
 void protocolMoved;

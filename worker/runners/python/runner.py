@@ -1,11 +1,18 @@
 """Paddock Python runner: one execution per process, spoken over the slot protocol.
 
 Contract: docs/slot-protocol.md. Started (inside the jail) as
-    /usr/bin/python3 -I -B -X frozen_modules=on /paddock/runner/runner.py
-Stdlib only. Start-up moves the protocol off fds 0/1, imports what executions need
-(so `ready` means warm), sends `ready`, then serves exactly one `execute` with exactly
-one `result` frame and exits 0 without running interpreter shutdown.
-`asyncio` is imported on first use (a coroutine result), not at start-up.
+    /usr/bin/python3 -I -S -B -X frozen_modules=on /paddock/runner/runner.pyc [--on-demand]
+(the worker precompiles runner.py; `-S`: no site, so no .pth file of the system
+site-packages runs in the sandbox). Stdlib only. Start-up moves the protocol off fds 0/1,
+stacks the exec filter, sends `ready`, then serves exactly one `execute` with exactly one
+`result` frame, waits for the worker to close the request pipe (or kill the slot) and exits
+0 without running interpreter shutdown.
+
+A pooled slot (no flag) also imports the modules user code commonly needs and runs one dry
+execution before `ready`, so `ready` means warm; a slot started for an execution that is
+waiting (`--on-demand`) skips both, since nothing can hide their cost there. Everything the
+runner needs only in some executions (traceback, asyncio, the result converters' modules)
+is imported on first use.
 """
 
 import os
@@ -38,40 +45,45 @@ def _protocol_fds():
 
 _REQ_FD, _RESP_FD = _protocol_fds()
 
-import base64  # noqa: E402
+import _posixsubprocess  # noqa: E402
+import _thread  # noqa: E402
+import binascii  # noqa: E402
 import builtins  # noqa: E402
-import collections  # noqa: E402,F401
-import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import decimal  # noqa: E402
-import enum  # noqa: E402
-import functools  # noqa: E402,F401
-import importlib  # noqa: E402
 import io  # noqa: E402
-import itertools  # noqa: E402,F401
+import itertools  # noqa: E402
 import json  # noqa: E402
 import linecache  # noqa: E402
 import math  # noqa: E402
-import pathlib  # noqa: E402
-import pty  # noqa: E402
-import random  # noqa: E402,F401
-import re  # noqa: E402
 import resource  # noqa: E402
-import struct  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
 import types  # noqa: E402
-import typing  # noqa: E402,F401
-import uuid  # noqa: E402
+
+ON_DEMAND = "--on-demand" in sys.argv[1:]
+if not ON_DEMAND:
+    # A pooled slot: what user code commonly imports is loaded before `ready` (off the
+    # execution path). The runner itself does not depend on these.
+    import collections  # noqa: E402,F401
+    import dataclasses  # noqa: E402,F401
+    import datetime  # noqa: E402,F401
+    import decimal  # noqa: E402,F401
+    import enum  # noqa: E402,F401
+    import functools  # noqa: E402,F401
+    import pathlib  # noqa: E402,F401
+    import random  # noqa: E402,F401
+    import re  # noqa: E402,F401
+    import subprocess  # noqa: E402,F401
+    import time  # noqa: E402,F401
+    import traceback  # noqa: E402,F401
+    import typing  # noqa: E402,F401
+    import uuid  # noqa: E402,F401
 
 MAX_FRAME = 16 * 1024 * 1024
 MAX_RESULT = 1024 * 1024
 MAX_STDOUT = 64 * 1024
 MAX_STDERR = 64 * 1024
 CODE_FILE = "<code>"
-RUNNER_FILE = os.path.abspath(__file__)
+# The runner's own frames, trimmed from user tracebacks: the file name compiled into its
+# code (runner.py, also when the precompiled runner.pyc is what runs).
+RUNNER_FILE = sys._getframe().f_code.co_filename
 DENIED = "subprocesses are not allowed in the Paddock sandbox"
 
 _real_exit = os._exit
@@ -91,8 +103,7 @@ def _setup_path():
 
 
 _setup_path()
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_frame_lock = threading.Lock()
+_frame_lock = _thread.allocate_lock()
 
 
 # --- framing -------------------------------------------------------------------------
@@ -118,7 +129,7 @@ def recv_frame():
         return None
     if len(head) < 4:
         raise ProtocolError("end of stream inside a frame header")
-    (length,) = struct.unpack(">I", head)
+    length = int.from_bytes(head, "big")
     if length > MAX_FRAME:
         raise ProtocolError(f"frame of {length} bytes is over the 16 MiB cap")
     body = _read_exact(length) if length else b""
@@ -136,12 +147,14 @@ def _encode(obj):
         return text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates (from user strings) are not UTF-8: make them U+FFFD.
-        return _SURROGATES.sub("\ufffd", text).encode("utf-8")
+        import re
+
+        return re.sub("[\ud800-\udfff]", "\ufffd", text).encode("utf-8")
 
 
 def send_frame(obj):
     body = _encode(obj)
-    data = struct.pack(">I", len(body)) + body
+    data = len(body).to_bytes(4, "big") + body
     with _frame_lock:
         view = memoryview(data)
         while view:
@@ -280,15 +293,19 @@ for _name in (
         setattr(os, _name, _denied(f"os.{_name}"))
 
 
-class _DeniedPopen(subprocess.Popen):
-    def __init__(self, *args, **kwargs):
-        self._child_created = False  # keeps Popen.__del__ quiet
-        raise PermissionError(f"{DENIED} (subprocess.Popen)")
+# subprocess (and everything built on it) starts children through
+# _posixsubprocess.fork_exec; pty through os.forkpty/os.fork (replaced above). Replacing the
+# C entry point covers subprocess whether or not it is imported yet.
+_posixsubprocess.fork_exec = _denied("subprocess.Popen")
+if "subprocess" in sys.modules:
+    _subprocess = sys.modules["subprocess"]
 
+    class _DeniedPopen(_subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            self._child_created = False  # keeps Popen.__del__ quiet
+            raise PermissionError(f"{DENIED} (subprocess.Popen)")
 
-subprocess.Popen = _DeniedPopen
-pty.spawn = _denied("pty.spawn")
-pty.fork = _denied("pty.fork")
+    _subprocess.Popen = _DeniedPopen
 
 
 # --- result conversion ----------------------------------------------------------------
@@ -296,11 +313,25 @@ class NotSerializable(Exception):
     """The result holds a value JSON cannot represent."""
 
 
+class _Absent:
+    """Stands for a type whose module is not loaded: no value is ever an instance."""
+
+
+def _loaded(module, name):
+    """`module.name` if the module is loaded (a value of that type can only exist then)."""
+    m = sys.modules.get(module)
+    t = getattr(m, name, None) if m is not None else None
+    return t if isinstance(t, type) else _Absent
+
+
 def _convert(o):
     """`default=` for json.dumps: common non-JSON types, else NotSerializable."""
-    if isinstance(o, (datetime.datetime, datetime.date, datetime.time)):
+    if isinstance(
+        o,
+        (_loaded("datetime", "datetime"), _loaded("datetime", "date"), _loaded("datetime", "time")),
+    ):
         return o.isoformat()
-    if isinstance(o, decimal.Decimal):
+    if isinstance(o, _loaded("decimal", "Decimal")):
         if o.is_finite() and o == o.to_integral_value():
             return int(o)
         return float(o)
@@ -310,17 +341,20 @@ def _convert(o):
         except TypeError:
             return list(o)
     if isinstance(o, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(o)).decode("ascii")
-    if isinstance(o, uuid.UUID):
+        return binascii.b2a_base64(bytes(o), newline=False).decode("ascii")
+    if isinstance(o, _loaded("uuid", "UUID")):
         return str(o)
-    if isinstance(o, datetime.timedelta):
+    if isinstance(o, _loaded("datetime", "timedelta")):
         return o.total_seconds()
-    if isinstance(o, enum.Enum):
+    if isinstance(o, _loaded("enum", "Enum")):
         return o.value
-    if isinstance(o, pathlib.PurePath):
+    if isinstance(o, _loaded("pathlib", "PurePath")):
         return str(o)
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return dataclasses.asdict(o)
+    if hasattr(type(o), "__dataclass_fields__") and not isinstance(o, type):
+        import dataclasses
+
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)
     t = type(o)
     module = t.__module__ or ""
     if module.startswith("numpy"):
@@ -483,6 +517,8 @@ def _user_traceback(exc):
         while first_user is not None and first_user.tb_frame.f_code.co_filename == RUNNER_FILE:
             first_user = first_user.tb_next
     try:
+        import traceback
+
         te = traceback.TracebackException(type(exc), exc, first_user, compact=True)
         te.stack = traceback.StackSummary.from_list(
             [f for f in te.stack if f.filename != RUNNER_FILE]
@@ -523,6 +559,8 @@ def _write_files(files):
         with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
             f.write(text)
     if files:
+        import importlib
+
         importlib.invalidate_caches()
 
 
@@ -635,9 +673,8 @@ def execute(frame, dry=False):
 # (and every syscall made through a foreign ABI: i386 `int 0x80` or x32 numbers).
 def _deny_exec():
     import ctypes
-    import platform
 
-    if platform.machine() != "x86_64":
+    if os.uname().machine != "x86_64":
         return  # the slot-init filter still applies; this layer is written for x86_64 only
     eperm = 0x00050000 | 1  # SECCOMP_RET_ERRNO | EPERM
     allow = 0x7FFF0000  # SECCOMP_RET_ALLOW
@@ -687,9 +724,10 @@ def main():
     except OSError as e:
         os.write(2, f"paddock runner: cannot stack the exec filter: {e}\n".encode())
         _real_exit(3)  # fail closed: a slot without this layer never becomes ready
-    # One dry execution first: the real one then runs on warm caches and code paths.
-    execute(_WARM_UP, dry=True)
-    _current = None
+    if not ON_DEMAND:
+        # One dry execution first: the real one then runs on warm caches and code paths.
+        execute(_WARM_UP, dry=True)
+        _current = None
     send_frame({"type": "ready", "language": "python", "pid": os.getpid()})
     try:
         frame = recv_frame()
@@ -706,6 +744,15 @@ def main():
     except BaseException as e:  # noqa: BLE001  (runner bug: still answer)
         if _current is not None and not _current.sent:
             _current.finish("failed", error=_error("SandboxFailure", f"runner error: {e!r}"))
+    # The result is out. Exiting now would tear the process (and nsjail, and the
+    # namespaces) down while the worker is still answering its client: close the response
+    # pipe (the worker sees its end), wait until the worker closes the request pipe or
+    # kills the slot once the answer has left, then exit.
+    try:
+        os.close(_RESP_FD)
+        os.read(_REQ_FD, 1)
+    except BaseException:  # noqa: BLE001
+        pass
     _real_exit(0)
 
 

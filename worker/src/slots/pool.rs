@@ -25,6 +25,10 @@ use crate::cgroup::Cgroups;
 use crate::executor::Executor;
 use crate::jail::Launcher;
 
+/// How long the teardown of a used slot and the refill it triggers wait after the run, so
+/// that the result is encoded and written to the client first.
+const AFTER_RUN_DELAY: Duration = Duration::from_millis(2);
+
 /// How the pools are sized and started.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -241,7 +245,8 @@ impl PoolSet {
         )
     }
 
-    async fn fresh_slot(&self, pool: &Pool) -> Result<Slot, String> {
+    /// Starts a slot of `pool`; `on_demand` when an execution is waiting for it.
+    async fn fresh_slot(&self, pool: &Pool, on_demand: bool) -> Result<Slot, String> {
         let name = self.slot_name();
         let s = Slot::start(
             &self.inner.launcher,
@@ -250,6 +255,7 @@ impl PoolSet {
             pool.language,
             &name,
             self.inner.settings.start_timeout,
+            on_demand,
         )
         .await;
         match s {
@@ -427,7 +433,7 @@ impl PoolSet {
                     let fresh = tokio::select! {
                         () = cancel.cancelled() => return ExecutionResult::failed(&id, ExecStatus::Canceled,
                             error_type::CANCELED, "the execution was canceled by the caller"),
-                        s = self.fresh_slot(&pool) => s,
+                        s = self.fresh_slot(&pool, true) => s,
                     };
                     match fresh {
                         Ok(s) => s,
@@ -443,16 +449,19 @@ impl PoolSet {
             };
             pool.used_total.fetch_add(1, Ordering::Relaxed);
             let observed = slot.run(&self.inner.cgroups, &job, &cancel).await;
-            let cg = self.inner.cgroups.clone();
+            let (cg, pool2) = (self.inner.cgroups.clone(), pool.clone());
             tracing::debug!(ok = observed.is_ok(), "slot used; destroying it");
+            // Teardown and refill wait until the reply has left the worker: the slot's
+            // kill and cgroup removal, and the new slot's cgroup and spawn, would
+            // otherwise compete with it for the CPU (and, for the spawn, the address space).
             self.inner
                 .tasks
                 .spawn(tracing::Instrument::in_current_span(async move {
+                    tokio::time::sleep(AFTER_RUN_DELAY).await;
+                    pool2.wake.notify_one();
                     slot.destroy(&cg).await;
                     tracing::debug!("slot destroyed");
                 }));
-            // Refill after the run, so the new slot's fork/exec does not compete with it.
-            pool.wake.notify_one();
             match observed {
                 Ok(obs) => return outcome::build(&id, &obs),
                 Err(e) => {
@@ -506,7 +515,7 @@ async fn start_one(inner: &Arc<Inner>, pool: &Arc<Pool>, failures: &AtomicU32) {
     let set = PoolSet {
         inner: inner.clone(),
     };
-    let started = set.fresh_slot(pool).await;
+    let started = set.fresh_slot(pool, false).await;
     drop(permit);
     match started {
         Ok(slot) if !inner.shutdown.is_cancelled() => {

@@ -57,6 +57,9 @@ pub struct Slot {
     pub language: Language,
     memory_mb: u64,
     pids: u64,
+    /// CPU the slot had used when it sent `ready` (interpreter start-up), read then so the
+    /// execution path does not read it.
+    cpu_base_ns: u64,
 }
 
 /// The parameters of one execution on a slot.
@@ -86,7 +89,7 @@ impl std::fmt::Debug for Job<'_> {
 
 impl Slot {
     /// Starts a slot of `profile`/`language` in a fresh cgroup named `name` and waits for its
-    /// `ready` frame.
+    /// `ready` frame. `on_demand`: an execution is waiting for this slot (no warm-up).
     ///
     /// # Errors
     /// Unknown profile, cgroup, spawn or start-up failures (the cgroup is removed again).
@@ -97,13 +100,14 @@ impl Slot {
         language: Language,
         name: &str,
         start_timeout: Duration,
+        on_demand: bool,
     ) -> Result<Slot, SlotError> {
         let tier = launcher
             .profiles()
             .tier(profile)
             .ok_or_else(|| SlotError::UnknownProfile(profile.to_owned()))?;
         let mut cmd = launcher
-            .command(profile, language)
+            .command(profile, language, on_demand)
             .ok_or_else(|| SlotError::UnknownProfile(profile.to_owned()))?;
         // +1 pid for nsjail itself, which lives in the cgroup too.
         let limits = Limits {
@@ -168,10 +172,14 @@ impl Slot {
             language,
             memory_mb,
             pids,
+            cpu_base_ns: 0,
         };
         let ready = tokio::time::timeout(start_timeout, read_frame(&mut slot.stdout)).await;
         let failure = match ready {
             Ok(Ok(Some(f))) if f.get("type").and_then(Value::as_str) == Some("ready") => {
+                // After `ready` the runner blocks on its pipe: nothing it does until the
+                // execute frame arrives uses CPU, so this is the hand-over baseline.
+                slot.cpu_base_ns = cgroups.cpu_ns(&slot.cgroup);
                 return Ok(slot);
             }
             Ok(Ok(Some(f))) => SlotError::NotReady(format!("expected `ready`, got {f}")),
@@ -206,7 +214,7 @@ impl Slot {
         job: &Job<'_>,
         cancel: &CancellationToken,
     ) -> Result<Observed, FrameError> {
-        let cpu_base_ns = cgroups.cpu_ns(&self.cgroup);
+        let cpu_base_ns = self.cpu_base_ns;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + job.timeout;
         let mut context = match job.context {
@@ -286,7 +294,15 @@ impl Slot {
             }
             _ => self.kill(cgroups).await,
         }
-        let measured = cgroups.measure(&self.cgroup);
+        // A completed result needs only the usage counters; every other end also reads
+        // the OOM and pids counters that explain it.
+        let completed = matches!(&ended, Ended::Result(v)
+            if v.get("status").and_then(Value::as_str) == Some("completed"));
+        let measured = if completed {
+            cgroups.measure_usage(&self.cgroup)
+        } else {
+            cgroups.measure(&self.cgroup)
+        };
         if !matches!(ended, Ended::Result(_)) {
             // Everything is dead now: collect the rest of fd 2.
             let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.fd2_task).await;
