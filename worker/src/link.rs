@@ -675,16 +675,25 @@ impl RemoteCaller for Bridge {
         };
         Box::pin(async move {
             let started = Instant::now();
-            if tx.send(frame).await.is_err() {
+            let name = format!("mcp__{server}__{tool}");
+            // One deadline for queueing the frame (the link's writer may be backed up)
+            // and for the answer.
+            let deadline = tokio::time::sleep(remaining);
+            tokio::pin!(deadline);
+            let sent = tokio::select! {
+                r = tx.send(frame) => r.is_ok(),
+                () = &mut deadline => false,
+                () = cancel.cancelled() => false,
+            };
+            if !sent {
                 return Err(failure(
                     ErrorCode::McpServerUnavailable,
-                    "the link to the edge closed before the call was sent",
+                    "the call could not be sent to the edge (link closed or backed up)",
                 ));
             }
-            let name = format!("mcp__{server}__{tool}");
             let outcome = tokio::select! {
                 r = wait_rx => r,
-                () = tokio::time::sleep(remaining) => {
+                () = &mut deadline => {
                     return Err(failure(
                         ErrorCode::McpServerTimeout,
                         format!("{name} did not answer within the execution's remaining {} ms", remaining.as_millis()),
