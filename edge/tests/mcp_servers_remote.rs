@@ -882,3 +882,65 @@ async fn remote_call_latency() {
         pct(99)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_credentials_are_stored_sealed_and_never_shown() {
+    let mut server = test_server().await;
+    let mut everything = everything("streamableHttp").await;
+    let e = env().await;
+    // A query credential (the test server ignores it) and user info (server-everything does).
+    let url = format!("http://127.0.0.1:{}/mcp?key=q-Rt55Zp", server.port);
+    let added = ok(
+        &e,
+        "add_mcp_server",
+        json!({"name": "guarded", "url": url, "auth_token": TOKEN, "headers": {HEADER.0: HEADER.1}}),
+    )
+    .await;
+    assert_eq!(
+        added["url"],
+        format!("http://127.0.0.1:{}/mcp", server.port)
+    );
+    let url = format!("http://svcuser:pw-Ux71Lq@127.0.0.1:{}/mcp", everything.port);
+    let added2 = ok(&e, "add_mcp_server", json!({"name": "every", "url": url})).await;
+    assert_eq!(
+        added2["url"],
+        format!("http://127.0.0.1:{}/mcp", everything.port)
+    );
+    let listed = ok(&e, "list_mcp_servers", json!({})).await;
+    server.kill().await;
+    everything.kill().await;
+    let mut errors = Vec::new();
+    for name in ["guarded", "every"] {
+        let tool = if name == "every" { "echo" } else { "echo_args" };
+        errors.push(
+            e.app
+                .call_remote_tool("acme", name, tool, a(json!({"message": "m"})))
+                .await
+                .unwrap_err()
+                .message,
+        );
+    }
+    e.app.store().flush().unwrap();
+    let snap = format!("{:?}", e.app.replication_snapshot().unwrap());
+    for secret in ["svcuser", "pw-Ux71Lq", "q-Rt55Zp"] {
+        for text in [
+            added.to_string(),
+            added2.to_string(),
+            listed.to_string(),
+            snap.clone(),
+        ]
+        .iter()
+        .chain(&errors)
+        {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        for f in walk(e.dir.path()) {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in {}",
+                f.display()
+            );
+        }
+    }
+}
