@@ -363,3 +363,23 @@ result = {"first": first, "third": third}
     assert [n for n in names if n[0] == "mcp__everything__echo"][:2] == [
         ("mcp__everything__echo", "ok"), ("mcp__everything__echo", "ok")], names
     assert ("tools.ts-echo", "ok") in names, names
+
+
+async def test_a_disabled_server_is_marked_and_its_calls_fail_typed(stack, ns):
+    async with client(stack["edge"], stack["key"], "create", ns) as c:
+        ok(await c.call_tool("set_mcp_server_setting", {"name": "everything", "key": "enabled", "value": False}))
+    try:
+        sc = completed(await execute(stack, ns, """\
+import functions
+try:
+    functions.mcp__everything__echo(message="off?")
+    out = "no error"
+except functions.RemoteUnavailable as e:
+    out = [type(e).__name__, e.code]
+result = {"doc": functions.__doc__, "out": out}
+"""))
+        assert "[everything] (disabled)\n" in sc["result"]["doc"], sc["result"]["doc"]
+        assert sc["result"]["out"] == ["RemoteUnavailable", "MCP_SERVER_DISABLED"], sc["result"]
+    finally:
+        async with client(stack["edge"], stack["key"], "create", ns) as c:
+            ok(await c.call_tool("set_mcp_server_setting", {"name": "everything", "key": "enabled", "value": True}))
