@@ -8,7 +8,7 @@
 //! - [`limiter`]: [`Limiter::admit`] → [`Admission`] guard | [`Rejection`];
 //! - [`rejection`]: the 429 data and the [`UsageReport`];
 //! - [`durable`]: counters in sled, loaded at start, flushed every interval and at shutdown;
-//! - [`charge`]: what an MCP request body costs (executions, management calls, free).
+//! - [`mod@charge`]: what an MCP request body costs (executions, management calls, free).
 //!
 //! Bounds: within one edge process admission never lets an account exceed its monthly
 //! limit (the reservation is one compare-and-swap bounded by the limit). A kill -9 loses
@@ -17,23 +17,23 @@
 //! values from memory, which started from the values on disk. One sled database belongs
 //! to one edge process (sled locks it), so there is no cross-process overshoot.
 //!
-//! # Wiring (request path)
-//! 1. Start-up (`App::open`): `let table = cfg.limits.table()?` (report the problems with
-//!    the config's others), `let limiter = Arc::new(Limiter::new(table))`,
-//!    `UsageCounters::open_in(&db, limiter, cfg.limits.flush_interval(), now_ms())` on the
-//!    store's `sled::Db` (tree [`USAGE_TREE`]); keep it in `App`. Shutdown (`App::shutdown`):
-//!    `counters.shutdown()` before the store's flush.
-//! 2. Every MCP request, in `server::http::mcp` right after `authenticate` + `authorize` and
-//!    before the body goes to rmcp: `match charge(endpoint, &body)`. For
-//!    `Executions(n)`: call `limiter.admit(&principal.account_id, principal.tier, now_ms())`
-//!    n times, keeping the [`Admission`] guards alive until the reply body is collected; a
-//!    `Rejection` returns `Err(rejection.into())`, which `error_reply` renders as HTTP 429,
-//!    the `{code,message,usage,limit,tier}` body and `Retry-After`. For `Management(n)`:
-//!    `limiter.admit_management(..)` n times, same error path. `Free`: nothing.
+//! # Wiring (as built)
+//! 1. Start-up ([`crate::app::App::open`]): the `[limits]` table of the edge config
+//!    (`LimitsConfig::table`, problems reported with the config's others) builds the
+//!    [`Limiter`]; [`UsageCounters::open_in`] loads this month's counters from the store's
+//!    sled database (tree [`USAGE_TREE`]) and flushes every `flush_interval_ms`;
+//!    `App::shutdown` flushes them a last time before the store's flush.
+//! 2. Every MCP request (`server::http`), right after authentication and authorization and
+//!    before the body reaches rmcp: a JSON-RPC batch is refused (400, nothing runs or is
+//!    charged); otherwise [`charge()`] classifies the body and [`Limiter::admit_charge`] admits
+//!    it all or nothing. A [`Rejection`] becomes the 429 answer (`{code, message, usage,
+//!    limit, tier}` and `Retry-After`); the [`Held`] admissions keep their concurrency slots
+//!    until the reply is complete (a streamed reply holds them until it is written out).
 //! 3. One `execute`/`execute_python`/`execute_typescript` or one tool-mode call is one
-//!    execution, counted at admission (failed, timed-out and canceled runs count).
-//! 4. `get_usage` (create tool, listed with [`get_usage_tool`]) and `GET /v1/usage`:
-//!    `limiter.usage(&p.account_id, p.tier, now_ms()).to_json()`.
+//!    execution, counted at admission (failed, timed-out, canceled and `NO_WORKERS` runs
+//!    count); mutating create tools ([`is_mutating_create_tool`]) take a management token.
+//! 4. `get_usage` (create tool) and `GET /v1/usage` answer
+//!    [`crate::app::App::usage_report`] ([`UsageReport`]).
 
 pub mod charge;
 pub mod config;
