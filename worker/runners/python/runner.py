@@ -45,14 +45,13 @@ def _protocol_fds():
 
 _REQ_FD, _RESP_FD = _protocol_fds()
 
+import _json  # noqa: E402
 import _posixsubprocess  # noqa: E402
 import _thread  # noqa: E402
 import binascii  # noqa: E402
 import builtins  # noqa: E402
 import io  # noqa: E402
 import itertools  # noqa: E402
-import json  # noqa: E402
-import linecache  # noqa: E402
 import math  # noqa: E402
 import resource  # noqa: E402
 import types  # noqa: E402
@@ -67,6 +66,8 @@ if not ON_DEMAND:
     import decimal  # noqa: E402,F401
     import enum  # noqa: E402,F401
     import functools  # noqa: E402,F401
+    import json  # noqa: E402,F401
+    import linecache  # noqa: E402,F401
     import pathlib  # noqa: E402,F401
     import random  # noqa: E402,F401
     import re  # noqa: E402,F401
@@ -106,6 +107,57 @@ _setup_path()
 _frame_lock = _thread.allocate_lock()
 
 
+# --- JSON ----------------------------------------------------------------------------
+# The C accelerator of the json package, used directly: `import json` pulls in `re`,
+# `enum` and more (about half of a lean start-up), and the C scanner and encoder are what
+# json.loads/json.dumps run anyway. Checked once; the json package is the fallback.
+class _ScanContext:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+
+
+def _no_default(o):
+    raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+
+def _c_loads(text):
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration as e:
+        raise ValueError(f"invalid JSON at character {e.value}") from None
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        raise ValueError(f"extra data after the JSON value at character {end}")
+    return value
+
+
+def _c_dumps(value, default=None, allow_nan=True):
+    encode = _json.make_encoder(
+        {}, default or _no_default, _json.encode_basestring, None, ": ", ", ", False, False, allow_nan
+    )
+    return "".join(encode(value, 0))
+
+
+try:
+    _scan = _json.make_scanner(_ScanContext())
+    if _c_dumps({"a": [1, 2.5, None, True, "\u00e9"]}) != '{"a": [1, 2.5, null, true, "\u00e9"]}' or _c_loads(
+        '{"a": [1, 2.5, null, true, "\\u00e9"]}'
+    ) != {"a": [1, 2.5, None, True, "\u00e9"]}:
+        raise ValueError("unexpected output")
+    json_loads, json_dumps = _c_loads, _c_dumps
+except Exception:  # noqa: BLE001  (another interpreter: use the package)
+    import json
+
+    def json_loads(text):
+        return json.loads(text)
+
+    def json_dumps(value, default=None, allow_nan=True):
+        return json.dumps(value, default=default, ensure_ascii=False, allow_nan=allow_nan)
+
+
 # --- framing -------------------------------------------------------------------------
 class ProtocolError(Exception):
     """The worker sent something that is not a frame of the slot protocol."""
@@ -135,14 +187,14 @@ def recv_frame():
     body = _read_exact(length) if length else b""
     if body is None or len(body) < length:
         raise ProtocolError("end of stream inside a frame")
-    frame = json.loads(body)
+    frame = json_loads(body.decode("utf-8"))
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise ProtocolError("frame is not an object with a type")
     return frame
 
 
 def _encode(obj):
-    text = json.dumps(obj, ensure_ascii=False)
+    text = json_dumps(obj)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
@@ -401,7 +453,7 @@ def _finite(o):
 def serialize(value):
     """JSON text of the result. Raises NotSerializable with a message for the user."""
     try:
-        return json.dumps(value, default=_convert, ensure_ascii=False, allow_nan=False)
+        return json_dumps(value, default=_convert, allow_nan=False)
     except NotSerializable:
         raise
     except ValueError as e:
@@ -414,7 +466,7 @@ def serialize(value):
     except RecursionError:
         raise NotSerializable("the result is nested too deeply to convert to JSON") from None
     try:
-        return json.dumps(_finite(value), default=_convert, ensure_ascii=False, allow_nan=False)
+        return json_dumps(_finite(value), default=_convert, allow_nan=False)
     except NotSerializable:
         raise
     except (ValueError, TypeError, RecursionError) as e:
@@ -503,6 +555,51 @@ os._exit = _exit_intercepted
 
 def _error(kind, message, tb=None):
     return {"type": kind, "message": message, "traceback": tb}
+
+
+def _register_code(code):
+    """Makes the user's code the source of `<code>` for tracebacks: in linecache now if it
+    is loaded, else as soon as anything imports it (a lean start-up does not load it)."""
+    global _CODE
+    _CODE = code
+    lc = sys.modules.get("linecache")
+    if lc is not None:
+        _put_code_in(lc)
+    elif _LINECACHE_HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _LINECACHE_HOOK)
+
+
+_CODE = None
+
+
+def _put_code_in(lc):
+    if _CODE is not None:
+        lc.cache[CODE_FILE] = (len(_CODE), None, _CODE.splitlines(True), CODE_FILE)
+
+
+class _LinecacheHook:
+    """Import hook that registers the user's code in linecache right after it loads."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "linecache":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None and spec.loader is not None:
+                run = spec.loader.exec_module
+
+                def exec_module(module, run=run):
+                    run(module)
+                    _put_code_in(module)
+
+                spec.loader.exec_module = exec_module
+                return spec
+        return None
+
+
+_LINECACHE_HOOK = _LinecacheHook()
 
 
 def _user_traceback(exc):
@@ -617,7 +714,7 @@ def execute(frame, dry=False):
         ex.finish("failed", error=_error("SandboxFailure", _message(e)))
         return
 
-    linecache.cache[CODE_FILE] = (len(code), None, code.splitlines(True), CODE_FILE)
+    _register_code(code)
     main_module = types.ModuleType("__main__")
     g = main_module.__dict__
     g["__builtins__"] = builtins
