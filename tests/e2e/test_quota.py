@@ -1,6 +1,7 @@
 """Limits with the official Python `mcp` client and a real worker: the concurrency limit of
 a free tier set to 2 answers 429 CONCURRENCY_LIMITED (usage/limit/tier, Retry-After) while
-two executions sleep in real nsjail slots, and admits again once they finish; the
+two executions sleep in real nsjail slots (stateless JSON replies, and SSE replies of MCP
+sessions), and admits again once they finish; the
 monthly quota of a free tier set to 2 refuses the third execute through the SDK, and
 `get_usage` / `GET /v1/usage` show the numbers."""
 
@@ -87,8 +88,8 @@ def test_monthly_quota_through_the_official_client(tmp_path):
         edge.stop()
 
 
-@pytest.fixture(scope="module")
-def worker_stack(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["stateless-json", "sessions-sse"])
+def worker_stack(request, tmp_path_factory):
     binary = worker_bin()
     if binary is None:
         pytest.skip("paddock-worker not built (cargo build -p paddock-worker)")
@@ -99,7 +100,9 @@ def worker_stack(tmp_path_factory):
     )
     if probe.returncode != 0:
         pytest.skip(f"the sandbox does not run on this machine: {probe.stdout[-400:]}")
+    # With sessions the replies are SSE streams: the slots must be held while they stream.
     edge = Edge(tmp_path_factory.mktemp("edge-quota"), env={
+        "PADDOCK_EDGE_MCP_SESSIONS": "true" if request.param else "false",
         "PADDOCK_EDGE_LIMITS_FREE_CONCURRENT_EXECUTIONS": "2",
         "PADDOCK_EDGE_LIMITS_FREE_EXECUTIONS_PER_MINUTE": "100000",
         "PADDOCK_EDGE_LIMITS_FREE_EXECUTION_BURST": "10000",
