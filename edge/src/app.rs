@@ -589,10 +589,12 @@ fn check_kek(store: &Store, kek: Option<&crate::secrets::Kek>) -> Result<(), Sta
         path: "kek_id".to_owned(),
         source,
     })?;
-    let sealed = store.has_sealed_data().map_err(|source| StartupError::Store {
-        path: "mcp_servers".to_owned(),
-        source,
-    })?;
+    let sealed = store
+        .has_sealed_data()
+        .map_err(|source| StartupError::Store {
+            path: "mcp_servers".to_owned(),
+            source,
+        })?;
     match (stored, kek) {
         (Some(_), None) if sealed => Err(StartupError::Kek(crate::secrets::SecretError::NoKek)),
         (Some(found), Some(k)) if sealed && found != k.id() => {

@@ -215,8 +215,12 @@ impl EdgeConfig {
             cfg.log_format = v.clone();
         }
         if let Some(v) = &cli.allow_private_mcp_hosts {
-            cfg.allow_private_mcp_hosts
-                .extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+            cfg.allow_private_mcp_hosts.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
         }
         if let Some(v) = &cli.admin_listen {
             cfg.admin_listen = Some(v.clone());
@@ -371,7 +375,8 @@ impl EdgeConfig {
                 self.log_format
             ));
         }
-        if let Err(e) = crate::remote::guard::AllowList::from_entries(&self.allow_private_mcp_hosts) {
+        if let Err(e) = crate::remote::guard::AllowList::from_entries(&self.allow_private_mcp_hosts)
+        {
             p.push(format!("allow_private_mcp_hosts: {e}"));
         }
         if self.kek.is_some() && self.kek_file.is_some() {
@@ -506,6 +511,53 @@ mod tests {
             assert!(text.contains(key), "missing {key} in {text}");
         }
         assert_eq!(problems.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn kek_and_mcp_allow_list_from_file_env_and_command_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kek = dir.path().join("kek.key");
+        let k = crate::secrets::Kek::generate();
+        std::fs::write(&kek, format!("{}\n", k.to_hex().as_str())).expect("write");
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, "allow_private_mcp_hosts = [\"10.0.0.0/8\"]\n").expect("write");
+        let cli = Overrides {
+            allow_private_mcp_hosts: Some("127.0.0.1, ::1".into()),
+            ..Overrides::default()
+        };
+        let kek_env = kek.display().to_string();
+        let cfg = EdgeConfig::load(
+            Some(&path),
+            env(&[("PADDOCK_EDGE_KEK_FILE", &kek_env)]),
+            &cli,
+        )
+        .expect("valid");
+        assert_eq!(
+            cfg.kek().expect("reads").map(|x| x.id().to_owned()),
+            Some(k.id().to_owned())
+        );
+        let allow = cfg.mcp_allow_list().expect("allow list");
+        for ip in ["10.1.2.3", "127.0.0.1", "::1"] {
+            assert!(allow.allows(ip.parse().expect("ip")), "{ip}");
+        }
+        assert!(!allow.allows("192.168.0.1".parse().expect("ip")));
+        let ConfigError::Invalid(p) = EdgeConfig::load(
+            None,
+            env(&[
+                ("PADDOCK_EDGE_KEK", "abcd"),
+                ("PADDOCK_EDGE_ALLOW_PRIVATE_MCP_HOSTS", "10.0.0.0/99"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err() else {
+            panic!("expected Invalid")
+        };
+        let text = p.join("\n");
+        assert!(
+            text.contains("kek:") && text.contains("allow_private_mcp_hosts:"),
+            "{text}"
+        );
+        assert!(EdgeConfig::default().kek().expect("none").is_none());
     }
 
     #[test]

@@ -112,7 +112,10 @@ fn rotate_kek(args: &RotateKekArgs) -> ExitCode {
     let old = match cfg.kek() {
         Ok(Some(k)) => k,
         Ok(None) => {
-            eprintln!("paddock-edge: rotate-kek: {}", paddock_edge::secrets::SecretError::NoKek);
+            eprintln!(
+                "paddock-edge: rotate-kek: {}",
+                paddock_edge::secrets::SecretError::NoKek
+            );
             return ExitCode::from(2);
         }
         Err(e) => {
