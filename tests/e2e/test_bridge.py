@@ -176,6 +176,9 @@ async def test_python_calls_remote_tools_within_the_budget(stack, ns):
     recs = await list_records(stack["edge"], stack["key"], ns, 1)
     rec = next(x for x in recs if x["execution_id"] == sc["executionId"])
     assert rec["calls"][:2] == ["mcp__everything__echo", "mcp__everything__get_sum"], rec
+    details = rec["call_details"]
+    assert [(d["name"], d["status"]) for d in details] == [(c["name"], c["status"]) for c in calls], rec
+    assert details[0]["duration_ms"] > 0 and details[0]["bytes"] == calls[0]["bytes"], rec
 
 
 TYPESCRIPT = """\

@@ -209,6 +209,7 @@ impl RunTools {
             calls: Vec::new(),
             started_at_us,
             worker: None,
+            call_details: Vec::new(),
         };
         match what {
             What::Code { sha256 } => rec.code_sha256 = Some(sha256),
@@ -238,6 +239,7 @@ impl RunTools {
                 rec.cpu_ms = r.usage.cpu_ms;
                 rec.peak_memory_bytes = r.usage.peak_memory_bytes;
                 rec.calls = r.calls.iter().map(|c| c.name.clone()).collect();
+                rec.call_details = r.calls.clone();
             }
             Err(e) => {
                 rec.status = "error".to_owned();

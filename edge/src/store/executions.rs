@@ -10,6 +10,7 @@
 //! Keys sort oldest first inside a namespace, so trimming removes from the front and
 //! listing walks from the back.
 
+use paddock_shared::exec::CallRecord;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, codec};
@@ -45,6 +46,28 @@ pub struct ExecutionRecord {
     /// Id of the worker the execution was sent to (`None` when none was chosen; records
     /// written before this field existed decode with `None`).
     pub worker: Option<String>,
+    /// The calls with their status, latency and size (remote MCP calls as the edge's
+    /// bridge recorded them); empty in records written before this field existed.
+    pub call_details: Vec<CallRecord>,
+}
+
+/// [`ExecutionRecord`] as written before `call_details` existed.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct ExecutionRecordV2 {
+    namespace: String,
+    execution_id: String,
+    function: Option<String>,
+    code_sha256: Option<String>,
+    language: String,
+    status: String,
+    error_type: Option<String>,
+    duration_us: u64,
+    cpu_ms: u64,
+    peak_memory_bytes: u64,
+    calls: Vec<String>,
+    started_at_us: u64,
+    worker: Option<String>,
 }
 
 /// [`ExecutionRecord`] as written before `worker` existed (the codec is not
@@ -71,6 +94,24 @@ fn decode_record(b: &[u8]) -> Result<ExecutionRecord, StoreError> {
     match codec::decode::<ExecutionRecord>(b) {
         Ok(r) => Ok(r),
         Err(e) => {
+            if let Ok(v2) = codec::decode::<ExecutionRecordV2>(b) {
+                return Ok(ExecutionRecord {
+                    namespace: v2.namespace,
+                    execution_id: v2.execution_id,
+                    function: v2.function,
+                    code_sha256: v2.code_sha256,
+                    language: v2.language,
+                    status: v2.status,
+                    error_type: v2.error_type,
+                    duration_us: v2.duration_us,
+                    cpu_ms: v2.cpu_ms,
+                    peak_memory_bytes: v2.peak_memory_bytes,
+                    calls: v2.calls,
+                    started_at_us: v2.started_at_us,
+                    worker: v2.worker,
+                    call_details: Vec::new(),
+                });
+            }
             let Ok(v1) = codec::decode::<ExecutionRecordV1>(b) else {
                 return Err(e);
             };
@@ -88,6 +129,7 @@ fn decode_record(b: &[u8]) -> Result<ExecutionRecord, StoreError> {
                 calls: v1.calls,
                 started_at_us: v1.started_at_us,
                 worker: None,
+                call_details: Vec::new(),
             })
         }
     }
@@ -242,8 +284,34 @@ mod tests {
             ("ex_1", 1, 9)
         );
         assert_eq!(r.worker, None);
+        let v2 = ExecutionRecordV2 {
+            namespace: r.namespace.clone(),
+            execution_id: r.execution_id.clone(),
+            function: None,
+            code_sha256: None,
+            language: "python".into(),
+            status: "completed".into(),
+            error_type: None,
+            duration_us: 5,
+            cpu_ms: 1,
+            peak_memory_bytes: 2,
+            calls: vec!["mcp__s__t".into()],
+            started_at_us: 9,
+            worker: Some("worker-3".into()),
+        };
+        let r2 = decode_record(&codec::encode(&v2).expect("encode")).expect("decode");
+        assert_eq!(
+            (r2.worker.as_deref(), r2.calls.len(), r2.call_details.len()),
+            (Some("worker-3"), 1, 0)
+        );
         let new = ExecutionRecord {
             worker: Some("worker-7".into()),
+            call_details: vec![CallRecord {
+                name: "mcp__s__t".into(),
+                status: "ok".into(),
+                duration_us: 7,
+                bytes: 11,
+            }],
             ..r
         };
         let back = decode_record(&codec::encode(&new).expect("encode")).expect("decode");

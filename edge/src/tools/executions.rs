@@ -29,6 +29,10 @@ fn render(r: &ExecutionRecord) -> Value {
         "duration_ms": (r.duration_us as f64) / 1000.0,
         "usage": { "cpu_ms": r.cpu_ms, "peak_memory_bytes": r.peak_memory_bytes },
         "calls": r.calls,
+        "call_details": r.call_details.iter().map(|c| json!({
+            "name": c.name, "status": c.status,
+            "duration_ms": (c.duration_us as f64) / 1000.0, "bytes": c.bytes,
+        })).collect::<Vec<_>>(),
         "worker": r.worker,
         "started_at": r.started_at_us / 1_000_000,
         "started_at_ms": r.started_at_us / 1_000,
