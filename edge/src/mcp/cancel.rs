@@ -11,7 +11,10 @@
 //!
 //! With sessions (`mcp_sessions = true`) rmcp routes cancels within the session itself and
 //! this table is not consulted. Clients of the 2026-07-28 generation cancel by closing the
-//! request's response stream instead of posting a notification.
+//! request's response stream instead of posting a notification; the HTTP layer
+//! (`server::http`) watches the connection during a run call and drops it then.
+//! A cancel that arrives before its call has registered (a race only a client that cancels
+//! within microseconds can lose) is dropped like any notification nobody waits for.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
