@@ -23,7 +23,9 @@
 # Usage: benches/execute_e2e.sh [duration_s=10] [warm_pool=32]
 # Env:   CODE (default `result = 1 + 1`), CONCURRENCY (default "1 8 32"), MODES ("warm fresh"),
 #        RATE (open-loop warm row, requests/s, default 10; 0 skips it),
-#        WARMUP_S (default 2), PADDOCK_EDGE_BIN / PADDOCK_WORKER_BIN (default target/release).
+#        WARMUP_S (default 2), PADDOCK_EDGE_BIN / PADDOCK_WORKER_BIN (default target/release),
+#        KEEP_LOGS=DIR (copy each mode's edge and worker logs there; the edge logs one line per
+#        execution with `total_ms` (dispatch to result) and `slot_ms` (inside the slot)).
 # Needs: cargo build --release -p paddock-edge -p paddock-worker; deploy/install-deps.sh (nsjail).
 set -euo pipefail
 DUR=${1:-10}
@@ -118,6 +120,12 @@ start_stack() { # start_stack MODE POOL → sets URL, KEYFILE, CACERT
 }
 
 stop_stack() {
+  if [ -n "${KEEP_LOGS:-}" ]; then
+    mkdir -p "$KEEP_LOGS"
+    for f in "$WORK"/*/edge.log "$WORK"/*/worker.log; do
+      [ -f "$f" ] && cp "$f" "$KEEP_LOGS/$(basename "$(dirname "$f")")-$(basename "$f")"
+    done
+  fi
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()
