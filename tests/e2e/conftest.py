@@ -240,8 +240,8 @@ def sandbox_skip_reason(scratch: pathlib.Path) -> str | None:
         return _SANDBOX_CHECK["reason"]
     binary = worker_bin()
     reason = None
-    if binary is None:
-        reason = "paddock-worker not built (cargo build -p paddock-worker)"
+    if binary is None or not binary.exists():
+        reason = f"paddock-worker not built ({binary or 'cargo build -p paddock-worker'})"
     elif shutil.which("nsjail", path=f"{NSJAIL_DIR}:{os.environ.get('PATH', '')}") is None:
         reason = "nsjail missing: run deploy/install-deps.sh"
     else:
