@@ -111,9 +111,10 @@ async def test_two_workers_share_concurrent_executions(stack):
         stack.worker()
         workers = live(stack)
     ids = {w.worker_id for w in workers[:2]}
-    # Executions that overlap: the edge sends each to the less loaded of the two.
+    # Executions that overlap (each runs 1 s, longer than it takes to send all of them even
+    # on a loaded machine): the edge sends each to the less loaded of the two.
     n = 8
-    code = 'import time\nfrom functions import hello\ntime.sleep(0.3)\nresult = hello(name="s")'
+    code = 'import time\nfrom functions import hello\ntime.sleep(1)\nresult = hello(name="s")'
     results = await asyncio.gather(*(execute(stack, ns, code) for _ in range(n)))
     for r in results:
         assert completed(r)["result"] == {"greeting": "Hello, s!"}
