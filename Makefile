@@ -17,7 +17,7 @@ PYTEST_ARGS ?= -q --timeout=600 -p no:cacheprovider
 # nsjail from deploy/install-deps.sh, cargo from rustup.
 export PATH := $(PREFIX)/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help deps build test test-rust test-benches check-packages test-e2e lint fmt-check clippy bench release run
+.PHONY: help deps build test test-rust test-benches check-packages test-e2e lint fmt-check clippy bench bench-e2e release run
 
 help:
 	@echo "Paddock make targets:"
@@ -26,6 +26,7 @@ help:
 	@echo "  test            deps + build + Rust tests (nextest) + bench compile check + package smokes + Python e2e"
 	@echo "  lint            cargo fmt --check + cargo clippy --all-targets -D warnings"
 	@echo "  bench           cargo bench --workspace (release build)"
+	@echo "  bench-e2e       release edge + worker: execute over TLS (warm, fresh), tools/list, the 429 flood"
 	@echo "  run             deps + release build of edge and worker + deploy/run.sh (foreground, Ctrl-C stops)"
 	@echo "  check-packages  run every smoke of sandbox-profiles/packages.toml outside a jail"
 
@@ -91,6 +92,12 @@ clippy:
 bench:
 	@echo "==> bench: $(CARGO) bench --workspace"
 	@$(CARGO) bench --workspace
+
+# End-to-end harnesses (real edge and worker, release builds, TLS); see benches/*.md.
+bench-e2e: deps release
+	@bash benches/execute_e2e.sh 10 32
+	@bash benches/edge_tools_list.sh
+	@bash benches/quota_flood.sh
 
 release:
 	@echo "==> release: $(CARGO) build --release -p paddock-edge -p paddock-worker"
