@@ -95,6 +95,7 @@ bench:
 
 # End-to-end harnesses (real edge and worker, release builds, TLS); see benches/*.md.
 bench-e2e: deps release
+	@command -v wrk >/dev/null || apt-get install -y -q --no-install-recommends wrk
 	@bash benches/execute_e2e.sh 10 32
 	@bash benches/edge_tools_list.sh
 	@bash benches/quota_flood.sh
