@@ -29,7 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 type Conn = Framed<UnixStream, FrameCodec<ToWorker, FromWorker>>;
 
-async fn join(dir: &Path, id: &str) -> Conn {
+/// Joins as worker `id` and returns once the dispatcher has registered it (the edge sends
+/// `Hello` just before it registers the connection, so dispatching right after `Hello`
+/// could still find no worker).
+async fn join(d: &Dispatcher, dir: &Path, id: &str) -> Conn {
     let token = std::fs::read_to_string(dir.join("join.token")).unwrap();
     let s = UnixStream::connect(dir.join("workers.sock")).await.unwrap();
     let mut c = Framed::new(s, FrameCodec::<ToWorker, FromWorker>::default());
@@ -49,6 +52,14 @@ async fn join(dir: &Path, id: &str) -> Conn {
     .await
     .unwrap();
     assert!(matches!(next(&mut c).await, ToWorker::Hello(_)));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !d.stats().iter().any(|w| w.worker_id == id) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "worker {id} registered in time"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     c
 }
 
@@ -167,7 +178,7 @@ async fn bridge_calls_are_served_budgeted_recorded_and_keys_die_with_their_execu
     let (d, _task) = WorkerHub::start(e.dir.path(), e.app.clone(), opts)
         .await
         .unwrap();
-    let mut w = join(e.dir.path(), "w-bridge").await;
+    let mut w = join(&d, e.dir.path(), "w-bridge").await;
 
     let running = dispatch(&d, request("ex_a", "acme"));
     let key = key_of(&mut w, "ex_a").await;
@@ -263,7 +274,7 @@ async fn bridge_calls_are_served_budgeted_recorded_and_keys_die_with_their_execu
     assert_eq!(code_of(&own), Some(ErrorCode::McpServerNotFound));
 
     // A second worker connection cannot use keys sent on the first.
-    let mut w2 = join(e.dir.path(), "w-thief").await;
+    let mut w2 = join(&d, e.dir.path(), "w-thief").await;
     let stolen = bridge(
         &mut w2,
         call("ex_b", &acme_key, 9, "echo", json!({"message": "x"})),
