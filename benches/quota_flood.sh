@@ -14,7 +14,10 @@
 # Prints one line per phase from the bench JSON reports, plus `uptime` before and after.
 #
 # FLOOD_RATE=R (bench only) floods in an open loop at R requests/s instead of flat out.
-# Usage: [FLOOD_TOOL=bench|wrk] [FLOOD_RATE=R] benches/quota_flood.sh [seconds=10] [flood_concurrency=64] [well_rate=500]
+# FLOOD_NICE=N runs the flooding client at nice N (e.g. 19): on one 2-core box the flooder's
+# own CPU otherwise competes with the edge and the well-behaved client, which a remote
+# flooder would not; the edge itself is never reniced.
+# Usage: [FLOOD_TOOL=bench|wrk] [FLOOD_RATE=R] [FLOOD_NICE=N] benches/quota_flood.sh [seconds=10] [flood_concurrency=64] [well_rate=500]
 # Needs: cargo build --release -p paddock-edge; python3 (to read the JSON reports).
 set -euo pipefail
 DUR=${1:-10}
@@ -73,9 +76,9 @@ LUA
 # status error, so "non-429 or socket errors" is status errors minus requests (0 = all 429).
 flood() {
   if [ "${FLOOD_TOOL:-bench}" = wrk ]; then
-    wrk -t1 -c "$FLOOD_C" -d "$1" -s "$WORK/flood.lua" "$BASE/mcp/run/flood" | grep '^{'
+    nice -n "${FLOOD_NICE:-0}" wrk -t1 -c "$FLOOD_C" -d "$1" -s "$WORK/flood.lua" "$BASE/mcp/run/flood" | grep '^{'
   else
-    "$BIN" bench execute --url "$BASE/mcp/run/flood" --api-key "$FLOOD" --cacert "$CA" \
+    nice -n "${FLOOD_NICE:-0}" "$BIN" bench execute --url "$BASE/mcp/run/flood" --api-key "$FLOOD" --cacert "$CA" \
       --code 'result = 1' -c "$FLOOD_C" --duration "$1" --warmup 1s --json \
       ${FLOOD_RATE:+--rate "$FLOOD_RATE"}
   fi
