@@ -119,7 +119,17 @@ pub(super) struct FunctionCalls {
     pub root_execution_id: String,
     pub depth: u32,
     pub seq: AtomicU64,
+    /// Calls made inside the nested executions this one started (at any depth), merged
+    /// into this execution's `calls` when it ends.
+    pub nested: NestedCalls,
 }
+
+/// The call records of nested executions, collected for their parent's result.
+pub(super) type NestedCalls = Arc<std::sync::Mutex<Vec<paddock_shared::exec::CallRecord>>>;
+
+/// At most this many nested call records are merged into one result (the runners keep
+/// at most 1 000 records of their own).
+pub(super) const MAX_NESTED_CALLS: usize = 1000;
 
 /// The `args` of an `mcp` call: `{namespace, server, tool, input}`.
 fn parse_remote(args: &Value) -> Result<(String, String, String, String), CallFailure> {
@@ -317,6 +327,7 @@ impl CallHandler for FunctionCalls {
         let execution_id = format!("{}.call{n}", self.execution_id);
         let (set, profile, depth) = (self.set.clone(), self.profile.clone(), self.depth + 1);
         let root = self.root_execution_id.clone();
+        let nested = self.nested.clone();
         Box::pin(async move {
             let version = source
                 .version(&call.namespace, &call.service, &call.function, call.version)
@@ -363,6 +374,10 @@ impl CallHandler for FunctionCalls {
                     },
                 )
                 .await;
+            if let Ok(mut n) = nested.lock() {
+                let room = MAX_NESTED_CALLS.saturating_sub(n.len());
+                n.extend(r.calls.iter().take(room).cloned());
+            }
             answer(&r)
         })
     }
@@ -373,11 +388,12 @@ pub(super) fn for_execution(
     set: &PoolSet,
     req: &ExecutionRequest,
     nesting: &Nesting,
-) -> Option<Arc<dyn CallHandler>> {
+) -> Option<(Arc<dyn CallHandler>, NestedCalls)> {
     if set.namespace_source().is_none() && set.remote_caller().is_none() {
         return None;
     }
-    Some(Arc::new(FunctionCalls {
+    let nested = NestedCalls::default();
+    let handler = Arc::new(FunctionCalls {
         set: set.clone(),
         namespace: req.namespace.clone(),
         profile: req.profile.clone(),
@@ -388,7 +404,9 @@ pub(super) fn for_execution(
             .unwrap_or_else(|| req.execution_id.clone()),
         depth: nesting.depth,
         seq: AtomicU64::new(0),
-    }))
+        nested: nested.clone(),
+    });
+    Some((handler, nested))
 }
 
 #[cfg(test)]

@@ -397,10 +397,12 @@ impl PoolSet {
         } else {
             None
         };
-        let call_handler = if with_namespace {
-            calls::for_execution(self, &req, &nesting)
-        } else {
-            None
+        let (call_handler, nested_calls) = match with_namespace
+            .then(|| calls::for_execution(self, &req, &nesting))
+            .flatten()
+        {
+            Some((h, n)) => (Some(h), Some(n)),
+            None => (None, None),
         };
         if self.inner.stopping.load(Ordering::SeqCst) {
             return failed(
@@ -463,7 +465,15 @@ impl PoolSet {
                     tracing::debug!("slot destroyed");
                 }));
             match observed {
-                Ok(obs) => return outcome::build(&id, &obs),
+                Ok(obs) => {
+                    let mut r = outcome::build(&id, &obs);
+                    // Calls made inside nested (cross-language) executions follow the
+                    // execution's own, so `calls` covers the whole call tree.
+                    if let Some(n) = nested_calls.as_ref().and_then(|n| n.lock().ok()) {
+                        r.calls.extend(n.iter().cloned());
+                    }
+                    return r;
+                }
                 Err(e) => {
                     tracing::warn!(execution_id = %id, error = %e, "warm slot was dead; using another")
                 }
