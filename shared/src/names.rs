@@ -86,9 +86,40 @@ pub fn to_identifier(name: &str) -> String {
     s
 }
 
+/// A remote MCP server or tool name as it appears in code: every character outside
+/// `[A-Za-z0-9_]` turned into `_`.
+pub fn to_code_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The name code calls remote tool `tool` of server `server` by (the package's wrapper,
+/// and the name the call is recorded under): `mcp__{server}__{tool}` in [`to_code_name`]
+/// form.
+pub fn remote_tool_ident(server: &str, tool: &str) -> String {
+    format!("mcp__{}__{}", to_code_name(server), to_code_name(tool))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_tool_idents() {
+        assert_eq!(
+            remote_tool_ident("my-srv", "get-sum"),
+            "mcp__my_srv__get_sum"
+        );
+        assert_eq!(remote_tool_ident("s", "a.b/c d"), "mcp__s__a_b_c_d");
+        assert_eq!(remote_tool_ident("s", "ünï"), "mcp__s___n_");
+    }
 
     #[test]
     fn namespace_rules() {

@@ -42,18 +42,7 @@ pub fn key_ttl(profile: &str, timeout_ms: Option<u64>) -> Duration {
 /// The name a call is recorded under: `mcp__{server}__{tool}` with every character
 /// outside `[A-Za-z0-9_]` turned into `_` (the wrapper's name in the package).
 pub fn call_name(server: &str, tool: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("mcp__{}__{}", clean(server), clean(tool))
+    paddock_shared::names::remote_tool_ident(server, tool)
 }
 
 fn micros(d: Duration) -> u64 {

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use paddock_shared::ErrorCode;
+use paddock_shared::names::to_code_name;
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 
@@ -484,23 +485,11 @@ fn add(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> {
             json!(format!(
                 "Added MCP server '{name}' with {} tools. Code calls them as functions.mcp__{}__TOOL(...); see describe_mcp_server.",
                 cfg.tools.len(),
-                code_name(&name)
+                to_code_name(&name)
             )),
         );
     }
     Ok(out)
-}
-
-fn code_name(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn settings_json(s: &Settings) -> Value {
@@ -589,7 +578,7 @@ fn describe(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> 
         .map(|t| {
             json!({
                 "name": t.exposed,
-                "function": format!("mcp__{}__{}", code_name(&cfg.name), code_name(&t.exposed)),
+                "function": paddock_shared::names::remote_tool_ident(&cfg.name, &t.exposed),
                 "server_tool": t.tool.name,
                 "description": t.description,
                 "input_schema": t.schema,
@@ -988,11 +977,11 @@ fn set_exposure(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiErr
 fn check_exposed_names(c: &McpServerConfig) -> Result<(), ApiError> {
     let mut seen = BTreeSet::new();
     for t in c.exposed_tools() {
-        let code = code_name(&t.exposed);
+        let code = to_code_name(&t.exposed);
         if !seen.insert(code.clone()) {
             return Err(bad(format!(
                 "two exposed tools would both be called mcp__{}__{code}; rename one",
-                code_name(&c.name)
+                to_code_name(&c.name)
             )));
         }
     }

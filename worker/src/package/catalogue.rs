@@ -205,18 +205,7 @@ pub struct Catalogue {
 /// The wrapper identifier of remote tool `tool` of `server`: `mcp__{server}__{tool}` with
 /// every character outside `[A-Za-z0-9_]` turned into `_`.
 pub fn remote_ident(server: &str, tool: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("mcp__{}__{}", clean(server), clean(tool))
+    paddock_shared::names::remote_tool_ident(server, tool)
 }
 
 fn remote_entries(language: Language, servers: &[RemoteServerRecord]) -> Vec<RemoteEntry> {
