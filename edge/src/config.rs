@@ -138,6 +138,21 @@ pub struct EdgeConfig {
     /// [`crate::quota::config`]); env `PADDOCK_EDGE_LIMITS_<TIER>_<KEY>`.
     #[serde(default)]
     pub limits: crate::quota::LimitsConfig,
+    /// TCP address where workers on other hosts dial in (TLS); empty = off (workers on
+    /// this host use `<data-dir>/workers.sock`).
+    #[serde(default)]
+    pub workers_listen: String,
+    /// Certificate chain (PEM) of the workers' TCP listener; unset = the edge's own
+    /// certificates (`tls_certs`, or the generated development certificate).
+    #[serde(default)]
+    pub workers_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for `workers_tls_cert`.
+    #[serde(default)]
+    pub workers_tls_key: Option<PathBuf>,
+    /// Serve `workers_listen` as plain TCP without TLS (trusted networks only; logged as
+    /// a warning). Workers then dial `tcp:HOST:PORT` instead of `tls:HOST:PORT`.
+    #[serde(default)]
+    pub workers_tcp_insecure: bool,
 }
 
 impl Default for EdgeConfig {
@@ -158,6 +173,10 @@ pub struct Overrides {
     pub http_listen: Option<String>,
     pub log_format: Option<String>,
     pub admin_listen: Option<String>,
+    /// `--workers-listen`.
+    pub workers_listen: Option<String>,
+    /// `--workers-tcp-insecure`.
+    pub workers_tcp_insecure: bool,
 }
 
 /// Why the configuration could not be loaded.
@@ -225,6 +244,12 @@ impl EdgeConfig {
         if let Some(v) = &cli.admin_listen {
             cfg.admin_listen = Some(v.clone());
         }
+        if let Some(v) = &cli.workers_listen {
+            cfg.workers_listen = v.clone();
+        }
+        if cli.workers_tcp_insecure {
+            cfg.workers_tcp_insecure = true;
+        }
         problems.extend(cfg.problems());
         if problems.is_empty() {
             Ok(cfg)
@@ -253,6 +278,13 @@ impl EdgeConfig {
                 "key_pepper" => self.key_pepper = Some(value),
                 "kek" => self.kek = Some(value),
                 "kek_file" => self.kek_file = Some(PathBuf::from(value)),
+                "workers_listen" => self.workers_listen = value,
+                "workers_tls_cert" => self.workers_tls_cert = Some(PathBuf::from(value)),
+                "workers_tls_key" => self.workers_tls_key = Some(PathBuf::from(value)),
+                "workers_tcp_insecure" => match value.parse() {
+                    Ok(v) => self.workers_tcp_insecure = v,
+                    Err(_) => problems.push(bad("true or false")),
+                },
                 "allow_private_mcp_hosts" => {
                     self.allow_private_mcp_hosts = value
                         .split(',')
@@ -392,6 +424,7 @@ impl EdgeConfig {
         {
             p.push(format!("kek_file: {} is not a readable file", f.display()));
         }
+        p.extend(self.workers_problems());
         if !self.admin_email.contains('@') {
             p.push(format!(
                 "admin_email: {:?} is not an email address",
@@ -412,6 +445,53 @@ impl EdgeConfig {
             }
         }
         p
+    }
+
+    /// Problems with the `workers_*` keys.
+    fn workers_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !self.workers_listen.is_empty() {
+            match self.workers_listen.parse::<SocketAddr>() {
+                Err(_) => p.push(format!(
+                    "workers_listen: {:?} is not an address like 0.0.0.0:7443 (or empty for off)",
+                    self.workers_listen
+                )),
+                Ok(_) if [&self.listen, &self.http_listen].contains(&&self.workers_listen) => {
+                    p.push("workers_listen: must differ from listen and http_listen".to_owned());
+                }
+                Ok(_) => {}
+            }
+        }
+        match (&self.workers_tls_cert, &self.workers_tls_key) {
+            (Some(_), None) | (None, Some(_)) => p.push(
+                "workers_tls_cert / workers_tls_key: set both (or neither for the edge's own certificate)"
+                    .to_owned(),
+            ),
+            (Some(c), Some(k)) => {
+                for (key, f) in [("workers_tls_cert", c), ("workers_tls_key", k)] {
+                    if !f.is_file() {
+                        p.push(format!("{key}: {} is not a readable file", f.display()));
+                    }
+                }
+                if self.workers_tcp_insecure {
+                    p.push(
+                        "workers_tcp_insecure: conflicts with workers_tls_cert (plain TCP uses no certificate)"
+                            .to_owned(),
+                    );
+                }
+            }
+            (None, None) => {}
+        }
+        p
+    }
+
+    /// The workers' TCP listener address, if one is configured.
+    pub fn workers_listen_addr(&self) -> Option<SocketAddr> {
+        if self.workers_listen.is_empty() {
+            None
+        } else {
+            self.workers_listen.parse().ok()
+        }
     }
 
     /// The key-encryption key from `kek` or `kek_file`, if either is set.

@@ -90,6 +90,13 @@ struct ServeArgs {
     /// Admin listener for `GET /metrics`, or `off` (overrides `admin_listen`).
     #[arg(long)]
     admin_listen: Option<String>,
+    /// TCP address for workers on other hosts, TLS with the edge's certificate
+    /// (overrides `workers_listen`; off by default — local workers use the Unix socket).
+    #[arg(long)]
+    workers_listen: Option<String>,
+    /// Serve `workers_listen` as plain TCP without TLS (trusted networks only).
+    #[arg(long)]
+    workers_tcp_insecure: bool,
     /// Validate the configuration and TLS material, then exit.
     #[arg(long)]
     check_config: bool,
@@ -186,6 +193,8 @@ fn main() -> ExitCode {
         log_format: args.log_format,
         allow_private_mcp_hosts: args.allow_private_mcp_hosts,
         admin_listen: args.admin_listen,
+        workers_listen: args.workers_listen,
+        workers_tcp_insecure: args.workers_tcp_insecure,
     };
     let cfg = match EdgeConfig::load(args.config.as_deref(), std::env::vars(), &overrides) {
         Ok(cfg) => cfg,
@@ -239,10 +248,7 @@ fn serve(cfg: &EdgeConfig) -> anyhow::Result<()> {
     let (dispatcher, _link) = WorkerHub::start_background(
         &cfg.data_dir,
         app.clone(),
-        HubOptions {
-            shutdown: link_shutdown.clone(),
-            ..HubOptions::default()
-        },
+        workers_hub_options(cfg, link_shutdown.clone())?,
     )?;
     let admin = start_admin(cfg, &dispatcher, &app, &link_shutdown)?;
     let run = RunTools::new(app.clone(), Arc::new(dispatcher), &RunConfig::default())?;
@@ -262,6 +268,40 @@ fn serve(cfg: &EdgeConfig) -> anyhow::Result<()> {
     tracing::info!("listeners closed; flushing control state");
     server::app_backend::close(&app);
     Ok(())
+}
+
+/// The worker link's options: the TCP listener of `workers_listen` serves TLS with
+/// `workers_tls_cert`/`workers_tls_key`, else the edge's own certificates, unless
+/// `workers_tcp_insecure` opts out.
+fn workers_hub_options(
+    cfg: &EdgeConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<HubOptions> {
+    let tcp = cfg.workers_listen_addr();
+    let tls = match tcp {
+        Some(_) if !cfg.workers_tcp_insecure => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let resolver = match (&cfg.workers_tls_cert, &cfg.workers_tls_key) {
+                (Some(cert), Some(key)) => {
+                    paddock_edge::tls::SniResolver::load(&[paddock_edge::config::CertConfig {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    }])
+                    .map_err(|e| anyhow::anyhow!("workers_tls_cert/workers_tls_key: {e}"))?
+                }
+                _ => server::resolver(cfg)?,
+            };
+            Some(paddock_edge::tls::workers_server_config(resolver)?)
+        }
+        _ => None,
+    };
+    Ok(HubOptions {
+        tcp,
+        tls,
+        tcp_insecure: cfg.workers_tcp_insecure,
+        shutdown,
+        ..HubOptions::default()
+    })
 }
 
 /// Starts the admin (metrics) listener unless it is `off`. The unset default address is

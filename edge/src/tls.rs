@@ -213,6 +213,21 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
+/// The rustls server configuration of the workers' TCP listener: the certificates of
+/// `resolver` (picked by SNI like the HTTPS listener), no client certificates (workers
+/// authenticate with the join token inside the TLS stream).
+///
+/// # Errors
+/// [`TlsError::Generate`] when the crypto provider offers no usable protocol version.
+pub fn workers_server_config(resolver: SniResolver) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Generate(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    Ok(Arc::new(cfg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

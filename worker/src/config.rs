@@ -53,6 +53,11 @@ pub struct Config {
     pub edge: Option<String>,
     pub join_token: Option<String>,
     pub join_token_file: Option<PathBuf>,
+    /// PEM certificate(s) to trust for a `tls:` edge (its CA or its self-signed
+    /// certificate); unset = the system roots.
+    pub edge_ca: Option<PathBuf>,
+    /// Name the edge's certificate must carry (SNI too); unset = the host of `edge`.
+    pub edge_server_name: Option<String>,
 }
 
 impl Default for Config {
@@ -76,6 +81,8 @@ impl Default for Config {
             edge: None,
             join_token: None,
             join_token_file: None,
+            edge_ca: None,
+            edge_server_name: None,
         }
     }
 }
@@ -157,6 +164,8 @@ impl Config {
                 "EDGE" => cfg.edge = Some(v.clone()),
                 "JOIN_TOKEN" => cfg.join_token = Some(v.clone()),
                 "JOIN_TOKEN_FILE" => cfg.join_token_file = Some(v.clone().into()),
+                "EDGE_CA" => cfg.edge_ca = Some(v.clone().into()),
+                "EDGE_SERVER_NAME" => cfg.edge_server_name = Some(v.clone()),
                 _ if key.starts_with("POOL_") => {
                     // PADDOCK_WORKER_POOL_FREE_PYTHON=4 → pools["free/python"] = 4
                     let rest = key["POOL_".len()..].to_ascii_lowercase();

@@ -49,22 +49,35 @@ pub const DEFAULT_EDGE_SILENCE: Duration = Duration::from_secs(15);
 pub enum EdgeAddr {
     /// `unix:PATH`
     Unix(PathBuf),
-    /// `tcp:HOST:PORT`
+    /// `tls:HOST:PORT`: TCP with TLS (rustls), the edge's certificate verified against
+    /// `--edge-ca` (or the system roots) for `--edge-server-name` (default HOST).
+    Tls(String),
+    /// `tcp:HOST:PORT`: plain TCP, only against an edge with `workers_tcp_insecure`.
     Tcp(String),
 }
 
+fn host_port(a: &str) -> bool {
+    a.rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+}
+
 impl EdgeAddr {
-    /// Parses `unix:PATH` or `tcp:HOST:PORT` (a bare path is read as a Unix socket).
+    /// Parses `unix:PATH`, `tls:HOST:PORT` or `tcp:HOST:PORT` (a bare path is read as a
+    /// Unix socket).
     ///
     /// # Errors
     /// A message naming the accepted forms.
     pub fn parse(s: &str) -> Result<EdgeAddr, String> {
         if let Some(p) = s.strip_prefix("unix:") {
             Ok(EdgeAddr::Unix(PathBuf::from(p)))
+        } else if let Some(a) = s.strip_prefix("tls:") {
+            if host_port(a) {
+                Ok(EdgeAddr::Tls(a.to_owned()))
+            } else {
+                Err(format!("--edge {s}: expected tls:HOST:PORT"))
+            }
         } else if let Some(a) = s.strip_prefix("tcp:") {
-            if a.rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-            {
+            if host_port(a) {
                 Ok(EdgeAddr::Tcp(a.to_owned()))
             } else {
                 Err(format!("--edge {s}: expected tcp:HOST:PORT"))
@@ -72,7 +85,19 @@ impl EdgeAddr {
         } else if s.starts_with('/') {
             Ok(EdgeAddr::Unix(PathBuf::from(s)))
         } else {
-            Err(format!("--edge {s}: expected unix:PATH or tcp:HOST:PORT"))
+            Err(format!(
+                "--edge {s}: expected unix:PATH, tls:HOST:PORT or tcp:HOST:PORT (plain, insecure)"
+            ))
+        }
+    }
+
+    /// The host of a `tls:`/`tcp:` address (brackets of an IPv6 literal removed).
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            EdgeAddr::Unix(_) => None,
+            EdgeAddr::Tls(a) | EdgeAddr::Tcp(a) => a
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']')),
         }
     }
 }
@@ -81,8 +106,112 @@ impl std::fmt::Display for EdgeAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EdgeAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            EdgeAddr::Tls(a) => write!(f, "tls:{a}"),
             EdgeAddr::Tcp(a) => write!(f, "tcp:{a}"),
         }
+    }
+}
+
+/// Why the TLS settings of the link cannot be used (a start-up error).
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeTlsError {
+    #[error("--edge-ca {path}: cannot read: {source}")]
+    ReadCa {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--edge-ca {path}: {message}")]
+    BadCa { path: PathBuf, message: String },
+    #[error("--edge-ca not given and no system root certificate could be loaded")]
+    NoRoots,
+    #[error("--edge-server-name {0:?}: not a DNS name or IP address")]
+    BadServerName(String),
+    #[error("--edge-ca / --edge-server-name need --edge tls:HOST:PORT")]
+    NotTls,
+    #[error("cannot build the TLS client configuration: {0}")]
+    Config(String),
+}
+
+/// The worker's TLS client for `tls:` edges: trusted roots and the name the edge's
+/// certificate must carry.
+#[derive(Clone)]
+pub struct EdgeTls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: rustls::pki_types::ServerName<'static>,
+    /// Where the roots came from, for error messages (`--edge-ca FILE` or system roots).
+    trust: String,
+}
+
+impl std::fmt::Debug for EdgeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeTls")
+            .field("server_name", &self.server_name)
+            .field("trust", &self.trust)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeTls {
+    /// Trusts the PEM certificates of `ca` (a CA, or the edge's self-signed certificate),
+    /// else the system roots, and verifies the edge as `server_name`.
+    ///
+    /// # Errors
+    /// [`EdgeTlsError`] naming the flag at fault.
+    pub fn new(ca: Option<&std::path::Path>, server_name: &str) -> Result<EdgeTls, EdgeTlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        let trust = match ca {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject;
+                let pem = std::fs::read(path).map_err(|source| EdgeTlsError::ReadCa {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let bad = |message: String| EdgeTlsError::BadCa {
+                    path: path.to_owned(),
+                    message,
+                };
+                let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(e.to_string()))?;
+                if certs.is_empty() {
+                    return Err(bad("no PEM certificate found".to_owned()));
+                }
+                for c in certs {
+                    roots.add(c).map_err(|e| bad(e.to_string()))?;
+                }
+                format!("--edge-ca {}", path.display())
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for c in found.certs {
+                    let _ = roots.add(c);
+                }
+                if roots.is_empty() {
+                    return Err(EdgeTlsError::NoRoots);
+                }
+                "the system roots (no --edge-ca)".to_owned()
+            }
+        };
+        let server_name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|_| EdgeTlsError::BadServerName(server_name.to_owned()))?;
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| EdgeTlsError::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(EdgeTls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name,
+            trust,
+        })
+    }
+
+    /// The name the edge's certificate is verified against.
+    pub fn server_name(&self) -> String {
+        self.server_name.to_str().into_owned()
     }
 }
 
@@ -90,6 +219,8 @@ impl std::fmt::Display for EdgeAddr {
 #[derive(Debug, Clone)]
 pub struct LinkOptions {
     pub edge: EdgeAddr,
+    /// TLS client of a `tls:` edge (required for it; ignored otherwise).
+    pub tls: Option<EdgeTls>,
     pub join_token: String,
     /// Sent in `Join` (its `version` is overwritten with this build's).
     pub welcome: Welcome,
@@ -137,10 +268,22 @@ pub async fn run<E: Executor>(
         if shutdown.is_cancelled() {
             return true;
         }
-        let ended = match connect(&opts.edge).await {
+        let ended = match connect(&opts.edge, opts.tls.as_ref()).await {
             Ok(Stream::Unix(s)) => {
                 serve(
                     s,
+                    &opts,
+                    &replica,
+                    &executor,
+                    &bridge,
+                    &shutdown,
+                    &mut attempt,
+                )
+                .await
+            }
+            Ok(Stream::Tls(s)) => {
+                serve(
+                    *s,
                     &opts,
                     &replica,
                     &executor,
@@ -190,16 +333,51 @@ pub async fn run<E: Executor>(
 
 enum Stream {
     Unix(tokio::net::UnixStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
     Tcp(tokio::net::TcpStream),
 }
 
-async fn connect(addr: &EdgeAddr) -> std::io::Result<Stream> {
+/// Why a connection attempt failed (the link logs it and retries with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The TLS handshake failed: most often the edge's certificate is not trusted by
+    /// `--edge-ca` or does not carry `--edge-server-name`.
+    #[error(
+        "TLS handshake failed ({source}); the edge's certificate was checked against {trust} for the name {server_name:?} (see --edge-ca / --edge-server-name)"
+    )]
+    Tls {
+        source: std::io::Error,
+        trust: String,
+        server_name: String,
+    },
+    #[error("--edge tls:… needs a TLS client configuration")]
+    NoTlsConfig,
+}
+
+async fn connect(addr: &EdgeAddr, tls: Option<&EdgeTls>) -> Result<Stream, ConnectError> {
     match addr {
         EdgeAddr::Unix(p) => Ok(Stream::Unix(tokio::net::UnixStream::connect(p).await?)),
         EdgeAddr::Tcp(a) => {
             let s = tokio::net::TcpStream::connect(a).await?;
             let _ = s.set_nodelay(true);
             Ok(Stream::Tcp(s))
+        }
+        EdgeAddr::Tls(a) => {
+            let tls = tls.ok_or(ConnectError::NoTlsConfig)?;
+            let s = tokio::net::TcpStream::connect(a).await?;
+            let _ = s.set_nodelay(true);
+            let s = tls
+                .connector
+                .connect(tls.server_name.clone(), s)
+                .await
+                .map_err(|source| ConnectError::Tls {
+                    source,
+                    trust: tls.trust.clone(),
+                    server_name: tls.server_name(),
+                })?;
+            Ok(Stream::Tls(Box::new(s)))
         }
     }
 }
@@ -908,7 +1086,31 @@ mod tests {
             EdgeAddr::parse("tcp:127.0.0.1:7001"),
             Ok(EdgeAddr::Tcp("127.0.0.1:7001".into()))
         );
+        assert_eq!(
+            EdgeAddr::parse("tls:edge.example:7443"),
+            Ok(EdgeAddr::Tls("edge.example:7443".into()))
+        );
+        assert_eq!(
+            EdgeAddr::parse("tls:[::1]:7443").expect("v6").host(),
+            Some("::1")
+        );
+        assert!(EdgeAddr::parse("tls:nohost").is_err());
         assert!(EdgeAddr::parse("tcp:nohost").is_err());
         assert!(EdgeAddr::parse("http://x").is_err());
+    }
+
+    #[test]
+    fn edge_tls_settings_name_the_flag_at_fault() {
+        let dir = tempfile::tempdir().expect("ok");
+        let missing = dir.path().join("missing.pem");
+        let e = EdgeTls::new(Some(&missing), "localhost").expect_err("refused");
+        assert!(e.to_string().starts_with("--edge-ca "), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").expect("ok");
+        let e = EdgeTls::new(Some(&junk), "localhost").expect_err("refused");
+        assert!(matches!(e, EdgeTlsError::BadCa { .. }), "{e}");
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        let e = EdgeTls::new(Some(&junk), "bad name!").expect_err("refused");
+        assert!(matches!(e, EdgeTlsError::BadCa { .. }), "{e}");
     }
 }

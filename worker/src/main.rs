@@ -47,9 +47,19 @@ struct ServeArgs {
     /// Validate the configuration and the sandbox profiles, then exit.
     #[arg(long)]
     check_config: bool,
-    /// Edge to dial: unix:PATH or tcp:HOST:PORT (e.g. unix:<edge-data-dir>/workers.sock).
+    /// Edge to dial: unix:PATH (e.g. unix:<edge-data-dir>/workers.sock), tls:HOST:PORT
+    /// (the edge's `workers_listen`), or tcp:HOST:PORT (plain, only with the edge's
+    /// `workers_tcp_insecure`).
     #[arg(long)]
     edge: Option<String>,
+    /// PEM certificate(s) to trust for a tls: edge: its CA, or its own (self-signed)
+    /// certificate such as <edge-data-dir>/tls/cert.pem. Default: the system roots.
+    #[arg(long)]
+    edge_ca: Option<PathBuf>,
+    /// Name the edge's certificate must carry (also sent as SNI). Default: the host of
+    /// --edge.
+    #[arg(long)]
+    edge_server_name: Option<String>,
     /// The edge's join token.
     #[arg(long, conflicts_with = "join_token_file")]
     join_token: Option<String>,
@@ -147,12 +157,15 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             cfg.edge = a.edge.or(cfg.edge);
             cfg.join_token = a.join_token.or(cfg.join_token);
             cfg.join_token_file = a.join_token_file.or(cfg.join_token_file);
+            cfg.edge_ca = a.edge_ca.or(cfg.edge_ca);
+            cfg.edge_server_name = a.edge_server_name.or(cfg.edge_server_name);
             let problems = cfg.problems();
             if !problems.is_empty() {
                 bail!("invalid configuration:\n{}", problems.join("\n"));
             }
             if let Some(edge) = &cfg.edge {
-                link::EdgeAddr::parse(edge).map_err(anyhow::Error::msg)?;
+                let addr = link::EdgeAddr::parse(edge).map_err(anyhow::Error::msg)?;
+                edge_tls(&cfg, &addr)?;
                 if cfg.join_token.is_none() && cfg.join_token_file.is_none() {
                     bail!("--edge needs --join-token or --join-token-file");
                 }
@@ -281,6 +294,29 @@ async fn serve(cfg: Config) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// The TLS client of a `tls:` edge (`--edge-ca`, `--edge-server-name`); `None` for the
+/// other transports, where those flags are an error. A plain `tcp:` edge is a warning.
+fn edge_tls(cfg: &Config, addr: &link::EdgeAddr) -> anyhow::Result<Option<link::EdgeTls>> {
+    match addr {
+        link::EdgeAddr::Tls(_) => {
+            let name = cfg
+                .edge_server_name
+                .clone()
+                .or_else(|| addr.host().map(str::to_owned))
+                .unwrap_or_default();
+            Ok(Some(link::EdgeTls::new(cfg.edge_ca.as_deref(), &name)?))
+        }
+        _ if cfg.edge_ca.is_some() || cfg.edge_server_name.is_some() => {
+            Err(link::EdgeTlsError::NotTls.into())
+        }
+        link::EdgeAddr::Tcp(_) => {
+            tracing::warn!(edge = %addr, "dialing the edge over PLAIN TCP (no TLS): use tls:HOST:PORT unless the network is trusted");
+            Ok(None)
+        }
+        link::EdgeAddr::Unix(_) => Ok(None),
+    }
+}
+
 /// Opens the replica, makes it the pools' namespace source and spawns the edge link.
 fn start_link(
     cfg: &Config,
@@ -290,6 +326,7 @@ fn start_link(
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<bool>> {
     let addr = link::EdgeAddr::parse(edge).map_err(anyhow::Error::msg)?;
+    let tls = edge_tls(cfg, &addr)?;
     let token = match (&cfg.join_token, &cfg.join_token_file) {
         (Some(t), _) => t.trim().to_owned(),
         (None, Some(f)) => std::fs::read_to_string(f)
@@ -308,6 +345,7 @@ fn start_link(
     tracing::info!(edge = %addr, applied_seq = replica.applied_seq(), "starting the edge link");
     let link_opts = link::LinkOptions {
         edge: addr,
+        tls,
         join_token: token,
         welcome: Welcome {
             version: VERSION,

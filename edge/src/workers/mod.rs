@@ -9,7 +9,10 @@
 //! - `registry` holds the connected workers and picks one per execution (power of two
 //!   choices on in-flight / capacity).
 //!
-//! TLS on the TCP listener is not implemented yet: use TCP only on a trusted network.
+//! The optional TCP listener (workers on other hosts) serves TLS with
+//! [`HubOptions::tls`] (rustls; the edge's certificate by default); plain TCP needs the
+//! explicit [`HubOptions::tcp_insecure`] opt-out. The join token is checked inside the
+//! stream either way, and the frames are the same on every transport.
 
 mod conn;
 mod registry;
@@ -47,8 +50,13 @@ const COMMIT_POLL: Duration = Duration::from_millis(2);
 /// How the hub listens and paces its connections.
 #[derive(Debug, Clone)]
 pub struct HubOptions {
-    /// Also listen for workers on this TCP address (no TLS yet).
+    /// Also listen for workers on this TCP address.
     pub tcp: Option<std::net::SocketAddr>,
+    /// TLS of the TCP listener. Required when `tcp` is set unless `tcp_insecure`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Serve `tcp` as plain text (explicit opt-out; logged as a warning). Ignored when
+    /// `tls` is set.
+    pub tcp_insecure: bool,
     /// The join token; `None` reads or generates `<data-dir>/join.token`.
     pub join_token: Option<String>,
     /// Heartbeat interval.
@@ -63,6 +71,8 @@ impl Default for HubOptions {
     fn default() -> Self {
         HubOptions {
             tcp: None,
+            tls: None,
+            tcp_insecure: false,
             join_token: None,
             heartbeat: DEFAULT_HEARTBEAT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -83,6 +93,11 @@ pub enum HubError {
         addr: String,
         source: std::io::Error,
     },
+    /// A TCP listener was asked for without TLS and without the plain-TCP opt-out.
+    #[error(
+        "workers TCP listener {addr}: no TLS configuration (set workers_tls_cert/workers_tls_key, use the edge's certificate, or opt out with workers_tcp_insecure = true)"
+    )]
+    TcpWithoutTls { addr: String },
 }
 
 /// State shared by the accept loop and every connection.
@@ -109,6 +124,14 @@ impl WorkerHub {
         app: App,
         opts: HubOptions,
     ) -> Result<(Dispatcher, JoinHandle<()>), HubError> {
+        if let Some(addr) = opts.tcp
+            && opts.tls.is_none()
+            && !opts.tcp_insecure
+        {
+            return Err(HubError::TcpWithoutTls {
+                addr: addr.to_string(),
+            });
+        }
         let token_path = data_dir.join(TOKEN_FILE);
         let token = secrets::load_or_create(opts.join_token.as_deref(), &token_path)?;
         let socket = data_dir.join(SOCKET_FILE);
@@ -125,7 +148,14 @@ impl WorkerHub {
             None => None,
         };
         if let Some(t) = &tcp {
-            tracing::info!(addr = ?t.local_addr().ok(), "listening for workers (tcp, no tls)");
+            if opts.tls.is_some() {
+                tracing::info!(addr = ?t.local_addr().ok(), "listening for workers (tcp, tls)");
+            } else {
+                tracing::warn!(
+                    addr = ?t.local_addr().ok(),
+                    "listening for workers on PLAIN TCP without TLS (workers_tcp_insecure): join tokens and replicated state cross the network in clear text"
+                );
+            }
         }
         tracing::info!(path = %socket.display(), "listening for workers (unix)");
         let (seq_tx, committed) = watch::channel(app.committed_seq());
@@ -242,7 +272,15 @@ async fn accept_loop(
             } => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(conn::run(shared.clone(), stream, peer.to_string()));
+                    match &shared.opts.tls {
+                        Some(tls) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+                            tokio::spawn(accept_tls(shared.clone(), acceptor, stream, peer));
+                        }
+                        None => {
+                            tokio::spawn(conn::run(shared.clone(), stream, peer.to_string()));
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a worker connection failed");
@@ -252,4 +290,23 @@ async fn accept_loop(
         }
     }
     let _ = std::fs::remove_file(&socket);
+}
+
+/// Completes the TLS handshake of one TCP worker connection (bounded by the handshake
+/// timeout), then serves it like any other.
+async fn accept_tls(
+    shared: Arc<Shared>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) {
+    match tokio::time::timeout(shared.opts.handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => conn::run(shared, tls, peer.to_string()).await,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "worker TLS handshake failed");
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "worker TLS handshake timed out");
+        }
+    }
 }
