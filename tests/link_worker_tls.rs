@@ -160,6 +160,7 @@ async fn a_real_worker_joins_over_tls_and_a_wrong_ca_is_refused() {
     .await;
     let log = std::fs::read_to_string(&wrong_log).unwrap();
     assert!(log.contains("--edge-ca"), "{log}");
+    assert!(log.contains("cannot join the edge over TLS"), "{log}");
     assert!(!log.contains("joined the edge"), "{log}");
     assert!(e.d.stats().is_empty(), "{:?}", e.d.stats());
     // A clean stop (SIGTERM) so the replica's files are complete when opened here.

@@ -249,6 +249,9 @@ enum Ended {
     Lost(String),
     /// The edge refused us (bad token): reconnecting will not help soon.
     Refused(String),
+    /// The TLS handshake failed (the edge's certificate is not trusted, or not for the
+    /// expected name): a configuration error, logged as one; retried with backoff.
+    Untrusted(String),
 }
 
 /// Runs the link until `shutdown` fires: connect, serve, reconnect with backoff.
@@ -305,6 +308,7 @@ pub async fn run<E: Executor>(
                 )
                 .await
             }
+            Err(e @ ConnectError::Tls { .. }) => Ended::Untrusted(e.to_string()),
             Err(e) => Ended::Lost(format!("cannot connect to {}: {e}", opts.edge)),
         };
         let delay = match ended {
@@ -316,6 +320,16 @@ pub async fn run<E: Executor>(
                     warn!(edge = %opts.edge, reason = why, retry_in = ?d, "edge link down");
                 } else {
                     debug!(edge = %opts.edge, reason = why, retry_in = ?d, "edge link down");
+                }
+                d
+            }
+            Ended::Untrusted(why) => {
+                let d = backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                if attempt <= 3 || attempt.is_multiple_of(20) {
+                    tracing::error!(edge = %opts.edge, reason = why, retry_in = ?d, "cannot join the edge over TLS");
+                } else {
+                    debug!(edge = %opts.edge, reason = why, retry_in = ?d, "cannot join the edge over TLS");
                 }
                 d
             }
