@@ -713,6 +713,72 @@ mod tests {
     }
 
     #[test]
+    fn workers_listener_keys_validate_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cert = dir.path().join("w.crt");
+        std::fs::write(&cert, "x").expect("write");
+        let cert_s = cert.display().to_string();
+        let cfg = EdgeConfig::load(
+            None,
+            env(&[("PADDOCK_EDGE_WORKERS_LISTEN", "0.0.0.0:7443")]),
+            &Overrides::default(),
+        )
+        .expect("tls by default");
+        assert_eq!(cfg.workers_listen_addr(), Some(([0, 0, 0, 0], 7443).into()));
+        assert!(!cfg.workers_tcp_insecure);
+        assert_eq!(EdgeConfig::default().workers_listen_addr(), None);
+        let cfg = EdgeConfig::load(
+            None,
+            env(&[("PADDOCK_EDGE_WORKERS_TCP_INSECURE", "false")]),
+            &Overrides {
+                workers_listen: Some("127.0.0.1:7444".into()),
+                workers_tcp_insecure: true,
+                ..Overrides::default()
+            },
+        )
+        .expect("cli opt-out");
+        assert!(cfg.workers_tcp_insecure);
+        for (vars, want) in [
+            (
+                vec![("PADDOCK_EDGE_WORKERS_LISTEN", "nope")],
+                "workers_listen:",
+            ),
+            (
+                vec![("PADDOCK_EDGE_WORKERS_LISTEN", DEFAULT_LISTEN)],
+                "must differ from listen",
+            ),
+            (
+                vec![("PADDOCK_EDGE_WORKERS_TLS_CERT", cert_s.as_str())],
+                "set both",
+            ),
+            (
+                vec![
+                    ("PADDOCK_EDGE_WORKERS_TLS_CERT", cert_s.as_str()),
+                    ("PADDOCK_EDGE_WORKERS_TLS_KEY", "/nonexistent/w.key"),
+                ],
+                "workers_tls_key: /nonexistent/w.key is not a readable file",
+            ),
+            (
+                vec![
+                    ("PADDOCK_EDGE_WORKERS_TLS_CERT", cert_s.as_str()),
+                    ("PADDOCK_EDGE_WORKERS_TLS_KEY", cert_s.as_str()),
+                    ("PADDOCK_EDGE_WORKERS_TCP_INSECURE", "true"),
+                ],
+                "workers_tcp_insecure: conflicts",
+            ),
+            (
+                vec![("PADDOCK_EDGE_WORKERS_TCP_INSECURE", "yes")],
+                "true or false",
+            ),
+        ] {
+            let err = EdgeConfig::load(None, env(&vars), &Overrides::default())
+                .expect_err("invalid")
+                .to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+    }
+
+    #[test]
     fn env_then_cli_override() {
         let cfg = EdgeConfig::load(
             None,
