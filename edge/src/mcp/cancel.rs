@@ -203,6 +203,13 @@ pub struct CancelService {
     pub(super) stateless: bool,
 }
 
+impl CancelService {
+    /// The stateless cancel table (the fast path registers its calls here too).
+    pub fn cancels(&self) -> &Arc<Cancels> {
+        &self.cancels
+    }
+}
+
 /// What rmcp's service answers.
 pub type McpResponse = http::Response<http_body_util::combinators::BoxBody<Bytes, Infallible>>;
 

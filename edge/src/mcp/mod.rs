@@ -128,6 +128,43 @@ pub fn run_result(o: crate::run::RunOutcome) -> CallToolResult {
     r
 }
 
+/// One run-endpoint `tools/call`, the same for rmcp's handler and the edge's fast path
+/// (`fast`): registered under (account, key, `id`) for stateless
+/// `notifications/cancelled` while it runs, run by [`RunTools::call_outcome`] with `ct`,
+/// rendered as a tool result, an unknown tool as the protocol error -32602.
+///
+/// # Errors
+/// The JSON-RPC error of an unknown tool.
+pub async fn run_call(
+    run: &dyn RunTools,
+    cancels: &Arc<cancel::Cancels>,
+    ctx: &CallCtx,
+    id: cancel::RequestKey,
+    tool: &str,
+    args: Map<String, Value>,
+    ct: tokio_util::sync::CancellationToken,
+) -> Result<CallToolResponse, ErrorData> {
+    // A stateless `notifications/cancelled` naming this request finds it here.
+    let _registered = cancels.register(&ctx.principal, id, ct.clone());
+    let out = run
+        .call_outcome(
+            &ctx.principal,
+            &ctx.namespace,
+            &ctx.run_mode,
+            tool,
+            args,
+            ct,
+        )
+        .await;
+    match out {
+        Ok(o) => Ok(run_result(o).into()),
+        Err(e) if e.code == ErrorCode::UnknownTool => {
+            Err(ErrorData::invalid_params(e.message.clone(), Some(e.body())))
+        }
+        Err(e) => Ok(error_result(&e).into()),
+    }
+}
+
 fn ctx_of(context: &RequestContext<RoleServer>) -> Result<CallCtx, ErrorData> {
     context
         .extensions
@@ -177,30 +214,16 @@ impl ServerHandler for McpHandler {
         let ctx = ctx_of(&context)?;
         let args = request.arguments.unwrap_or_default();
         if ctx.endpoint == Endpoint::Run {
-            // A stateless `notifications/cancelled` naming this request finds it here.
-            let _registered = self.cancels.register(
-                &ctx.principal,
+            return run_call(
+                &*self.run,
+                &self.cancels,
+                &ctx,
                 cancel::RequestKey::from(&context.id),
+                &request.name,
+                args,
                 context.ct.clone(),
-            );
-            let out = self
-                .run
-                .call_outcome(
-                    &ctx.principal,
-                    &ctx.namespace,
-                    &ctx.run_mode,
-                    &request.name,
-                    args,
-                    context.ct.clone(),
-                )
-                .await;
-            return match out {
-                Ok(o) => Ok(run_result(o).into()),
-                Err(e) if e.code == ErrorCode::UnknownTool => {
-                    Err(ErrorData::invalid_params(e.message.clone(), Some(e.body())))
-                }
-                Err(e) => Ok(error_result(&e).into()),
-            };
+            )
+            .await;
         }
         let result = match ctx.endpoint {
             Endpoint::Create => {

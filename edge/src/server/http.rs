@@ -240,10 +240,18 @@ impl EdgeHttp {
                 "JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one request per POST",
             ));
         }
+        if self.backend.limiter().is_none() {
+            return Ok(Held::default());
+        }
+        self.admit_charge(p, quota::charge(endpoint, body))
+    }
+
+    /// Admits `charge` for `p` (see [`EdgeHttp::admit`]).
+    fn admit_charge(&self, p: &Principal, charge: Charge) -> Result<Held, ApiError> {
         let Some(limiter) = self.backend.limiter() else {
             return Ok(Held::default());
         };
-        match quota::charge(endpoint, body) {
+        match charge {
             Charge::Free => Ok(Held::default()),
             c => limiter
                 .admit_charge(&p.account_id, p.tier, c, quota::now_ms())
@@ -315,6 +323,19 @@ impl EdgeHttp {
                     close: false,
                 });
             }
+        }
+        if self.fast_path
+            && endpoint == Endpoint::Run
+            && p.method == http::Method::POST
+            && let Some(call) = fast::tools_call(&p.uri, &p.headers, &body)
+        {
+            let ctx = CallCtx {
+                principal,
+                endpoint,
+                namespace,
+                run_mode,
+            };
+            return self.fast_call(http, ctx, call).await;
         }
         // Limits, before any work: a refused request is answered here (429) without a
         // disk write, rmcp or a worker; an admitted one holds its concurrency slots until
@@ -391,6 +412,58 @@ impl EdgeHttp {
             status: parts.status.as_u16(),
             headers,
             body,
+            close: false,
+        })
+    }
+}
+
+impl EdgeHttp {
+    /// A run-endpoint `tools/call` on the fast path (`mcp::fast::tools_call` said it may):
+    /// the same limits, cancel registration and run logic as the rmcp path
+    /// ([`crate::mcp::run_call`]), the same response bytes, without rmcp's per-request
+    /// service and task. A client that goes away cancels the call, as on the rmcp path: the
+    /// token fires, the call finishes in the background (the slot is killed, the
+    /// execution recorded as canceled) and the connection is closed.
+    async fn fast_call(
+        &self,
+        http: &mut ServerSession,
+        ctx: CallCtx,
+        call: fast::ToolCall,
+    ) -> Result<Reply, ApiError> {
+        let _held = self.admit_charge(&ctx.principal, Charge::Executions(1))?;
+        let fast::ToolCall {
+            id,
+            key,
+            name,
+            arguments,
+        } = call;
+        let ct = tokio_util::sync::CancellationToken::new();
+        let run = self.run.clone();
+        let cancels = self.mcp.cancels().clone();
+        let token = ct.clone();
+        let mut running = Box::pin(async move {
+            crate::mcp::run_call(&*run, &cancels, &ctx, key, &name, arguments, token).await
+        });
+        let out = tokio::select! {
+            r = &mut running => r,
+            gone = http.read_body_or_idle(true) => match gone {
+                Err(e) => {
+                    tracing::debug!(error = %e, "client went away during a run call; canceling it");
+                    ct.cancel();
+                    drop(tokio::spawn(running));
+                    return Ok(closing(error_reply(&ApiError::new(
+                        ErrorCode::BadRequest,
+                        "the client closed the request before its answer",
+                    ))));
+                }
+                Ok(_) => running.await,
+            },
+        };
+        tracing::debug!(target: "paddock_edge::mcp::fast", method = "tools/call", "answered on the fast path");
+        Ok(Reply {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Body::Full(Bytes::from(fast::call_body(id, out))),
             close: false,
         })
     }
