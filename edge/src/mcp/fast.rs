@@ -190,12 +190,14 @@ pub fn tools_call(uri: &http::Uri, headers: &http::HeaderMap, body: &[u8]) -> Op
     {
         return None;
     }
-    if let Some(meta) = params.get("_meta")
-        && !meta
-            .as_object()
-            .is_some_and(|m| !m.keys().any(|k| k.starts_with("io.modelcontextprotocol/")))
-    {
-        return None;
+    if let Some(meta) = params.get("_meta") {
+        let generation_keys = meta
+            .as_object()?
+            .keys()
+            .any(|k| k.starts_with("io.modelcontextprotocol/"));
+        if generation_keys {
+            return None;
+        }
     }
     let Some(Value::String(name)) = params.remove("name") else {
         return None;
