@@ -111,7 +111,7 @@ fn broken_profile_stops_start_up_naming_file_and_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("--edge 127.0.0.1:1: expected unix:PATH or tcp:HOST:PORT")
+            .contains("--edge 127.0.0.1:1: expected unix:PATH, tls:HOST:PORT or tcp:HOST:PORT")
     );
     let out = worker(d.path())
         .args(["serve", "--edge", "tcp:127.0.0.1:1"])
