@@ -103,6 +103,8 @@ async def test_manage_a_server_with_the_official_client(stack, server):
         rule = ok(await c.call_tool("add_mcp_server_rule", {"name": "guarded", "type": "block_tool", "tools": "fail"}))
         assert rule["id"].startswith("r-")
         rules = ok(await c.call_tool("list_mcp_server_rules", {"name": "guarded"}))
+        # The singular spelling is accepted too (not listed).
+        assert ok(await c.call_tool("list_mcp_server_rule", {"name": "guarded"})) == rules
         assert rules["count"] == 1
         ok(await c.call_tool("set_secret", {"name": "API_KEY", "value": "sv-" + TOKEN}))
         no_secret(ok(await c.call_tool("list_secrets", {})))

@@ -353,11 +353,21 @@ pub fn definitions(p: &Principal) -> Vec<ToolDef> {
         .collect()
 }
 
+/// Accepted, unlisted spellings of tools: issue texts and other platforms name the rule
+/// listing `list_mcp_server_rule`.
+fn canonical_name(tool: &str) -> &str {
+    match tool {
+        "list_mcp_server_rule" => "list_mcp_server_rules",
+        t => t,
+    }
+}
+
 /// Runs one tool (blocking: sled and flushes; call from a blocking context).
 ///
 /// # Errors
 /// The tool's typed error; `UNKNOWN_TOOL`, `SCOPE_DENIED`, `NAMESPACE_DENIED`.
 pub fn call(ctx: &Ctx<'_>, tool: &str, args: Map<String, Value>) -> Result<Value, ApiError> {
+    let tool = canonical_name(tool);
     let Some(t) = TOOLS
         .iter()
         .chain(mcp_servers::TOOLS)
