@@ -120,6 +120,7 @@ Paddock is ready.
   admin API key : $KEY
   TLS cert      : $CERT (self-signed; Node clients: NODE_EXTRA_CA_CERTS=$CERT, curl: --cacert $CERT)
   health        : curl --cacert $CERT https://localhost:$PORT/v1/health/ready
+  metrics       : curl http://127.0.0.1:9464/metrics   (admin listener, off the public port; see docs/operations.md)
 
 MCP client config (namespace "$NS"; create it first with make_namespace on the create endpoint):
 {
