@@ -272,31 +272,7 @@ pub async fn run<E: Executor>(
             return true;
         }
         let ended = match connect(&opts.edge, opts.tls.as_ref()).await {
-            Ok(Stream::Unix(s)) => {
-                serve(
-                    s,
-                    &opts,
-                    &replica,
-                    &executor,
-                    &bridge,
-                    &shutdown,
-                    &mut attempt,
-                )
-                .await
-            }
-            Ok(Stream::Tls(s)) => {
-                serve(
-                    *s,
-                    &opts,
-                    &replica,
-                    &executor,
-                    &bridge,
-                    &shutdown,
-                    &mut attempt,
-                )
-                .await
-            }
-            Ok(Stream::Tcp(s)) => {
+            Ok(s) => {
                 serve(
                     s,
                     &opts,
@@ -345,11 +321,10 @@ pub async fn run<E: Executor>(
     }
 }
 
-enum Stream {
-    Unix(tokio::net::UnixStream),
-    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
-    Tcp(tokio::net::TcpStream),
-}
+/// Any byte stream to the edge: Unix, TLS over TCP or plain TCP (the frames are the same).
+trait LinkIo: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> LinkIo for T {}
+type Stream = Box<dyn LinkIo>;
 
 /// Why a connection attempt failed (the link logs it and retries with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -371,27 +346,26 @@ pub enum ConnectError {
 }
 
 async fn connect(addr: &EdgeAddr, tls: Option<&EdgeTls>) -> Result<Stream, ConnectError> {
+    let tcp = |a| async move {
+        let s = tokio::net::TcpStream::connect(a).await?;
+        let _ = s.set_nodelay(true);
+        Ok::<_, ConnectError>(s)
+    };
     match addr {
-        EdgeAddr::Unix(p) => Ok(Stream::Unix(tokio::net::UnixStream::connect(p).await?)),
-        EdgeAddr::Tcp(a) => {
-            let s = tokio::net::TcpStream::connect(a).await?;
-            let _ = s.set_nodelay(true);
-            Ok(Stream::Tcp(s))
-        }
+        EdgeAddr::Unix(p) => Ok(Box::new(tokio::net::UnixStream::connect(p).await?)),
+        EdgeAddr::Tcp(a) => Ok(Box::new(tcp(a).await?)),
         EdgeAddr::Tls(a) => {
             let tls = tls.ok_or(ConnectError::NoTlsConfig)?;
-            let s = tokio::net::TcpStream::connect(a).await?;
-            let _ = s.set_nodelay(true);
             let s = tls
                 .connector
-                .connect(tls.server_name.clone(), s)
+                .connect(tls.server_name.clone(), tcp(a).await?)
                 .await
                 .map_err(|source| ConnectError::Tls {
                     source,
                     trust: tls.trust.clone(),
                     server_name: tls.server_name(),
                 })?;
-            Ok(Stream::Tls(Box::new(s)))
+            Ok(Box::new(s))
         }
     }
 }
