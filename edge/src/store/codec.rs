@@ -29,3 +29,17 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
             reason: e.to_string(),
         })
 }
+
+/// Decodes a `T` from the start of `b`; returns it and the number of bytes it took (older
+/// record shapes are prefixes of newer ones: fields are only ever appended).
+///
+/// # Errors
+/// [`StoreError::Codec`] when the bytes do not start with a `T`.
+pub fn decode_prefix<T: DeserializeOwned>(b: &[u8]) -> Result<(T, usize), StoreError> {
+    bincode::serde::decode_from_slice(b, bincode::config::standard()).map_err(|e| {
+        StoreError::Codec {
+            what: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        }
+    })
+}

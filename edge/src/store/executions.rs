@@ -51,25 +51,6 @@ pub struct ExecutionRecord {
     pub call_details: Vec<CallRecord>,
 }
 
-/// [`ExecutionRecord`] as written before `call_details` existed.
-#[derive(Deserialize)]
-#[cfg_attr(test, derive(Serialize))]
-struct ExecutionRecordV2 {
-    namespace: String,
-    execution_id: String,
-    function: Option<String>,
-    code_sha256: Option<String>,
-    language: String,
-    status: String,
-    error_type: Option<String>,
-    duration_us: u64,
-    cpu_ms: u64,
-    peak_memory_bytes: u64,
-    calls: Vec<String>,
-    started_at_us: u64,
-    worker: Option<String>,
-}
-
 /// [`ExecutionRecord`] as written before `worker` existed (the codec is not
 /// self-describing, so old bytes decode only into the old shape).
 #[derive(Deserialize)]
@@ -89,50 +70,34 @@ struct ExecutionRecordV1 {
     started_at_us: u64,
 }
 
-/// Decodes a stored record, current or older shape.
+/// Decodes a stored record, current or older shape. The older shapes are prefixes of the
+/// current one: the fields of [`ExecutionRecordV1`], then `worker`, then `call_details`.
 fn decode_record(b: &[u8]) -> Result<ExecutionRecord, StoreError> {
-    match codec::decode::<ExecutionRecord>(b) {
-        Ok(r) => Ok(r),
-        Err(e) => {
-            if let Ok(v2) = codec::decode::<ExecutionRecordV2>(b) {
-                return Ok(ExecutionRecord {
-                    namespace: v2.namespace,
-                    execution_id: v2.execution_id,
-                    function: v2.function,
-                    code_sha256: v2.code_sha256,
-                    language: v2.language,
-                    status: v2.status,
-                    error_type: v2.error_type,
-                    duration_us: v2.duration_us,
-                    cpu_ms: v2.cpu_ms,
-                    peak_memory_bytes: v2.peak_memory_bytes,
-                    calls: v2.calls,
-                    started_at_us: v2.started_at_us,
-                    worker: v2.worker,
-                    call_details: Vec::new(),
-                });
-            }
-            let Ok(v1) = codec::decode::<ExecutionRecordV1>(b) else {
-                return Err(e);
-            };
-            Ok(ExecutionRecord {
-                namespace: v1.namespace,
-                execution_id: v1.execution_id,
-                function: v1.function,
-                code_sha256: v1.code_sha256,
-                language: v1.language,
-                status: v1.status,
-                error_type: v1.error_type,
-                duration_us: v1.duration_us,
-                cpu_ms: v1.cpu_ms,
-                peak_memory_bytes: v1.peak_memory_bytes,
-                calls: v1.calls,
-                started_at_us: v1.started_at_us,
-                worker: None,
-                call_details: Vec::new(),
-            })
-        }
-    }
+    let current = codec::decode::<ExecutionRecord>(b);
+    let Err(e) = current else {
+        return current;
+    };
+    let Ok((v1, used)) = codec::decode_prefix::<ExecutionRecordV1>(b) else {
+        return Err(e);
+    };
+    // A record written before `call_details` existed carries `worker` after the V1 fields.
+    let worker = codec::decode::<Option<String>>(&b[used..]).ok().flatten();
+    Ok(ExecutionRecord {
+        namespace: v1.namespace,
+        execution_id: v1.execution_id,
+        function: v1.function,
+        code_sha256: v1.code_sha256,
+        language: v1.language,
+        status: v1.status,
+        error_type: v1.error_type,
+        duration_us: v1.duration_us,
+        cpu_ms: v1.cpu_ms,
+        peak_memory_bytes: v1.peak_memory_bytes,
+        calls: v1.calls,
+        started_at_us: v1.started_at_us,
+        worker,
+        call_details: Vec::new(),
+    })
 }
 
 /// Filters of [`Store::list_executions`].
@@ -284,22 +249,15 @@ mod tests {
             ("ex_1", 1, 9)
         );
         assert_eq!(r.worker, None);
-        let v2 = ExecutionRecordV2 {
-            namespace: r.namespace.clone(),
-            execution_id: r.execution_id.clone(),
-            function: None,
-            code_sha256: None,
-            language: "python".into(),
-            status: "completed".into(),
-            error_type: None,
-            duration_us: 5,
-            cpu_ms: 1,
-            peak_memory_bytes: 2,
+        // The shape written before `call_details` existed: the V1 fields, then `worker`.
+        let v2 = ExecutionRecordV1 {
             calls: vec!["mcp__s__t".into()],
-            started_at_us: 9,
-            worker: Some("worker-3".into()),
+            code_sha256: None,
+            ..old
         };
-        let r2 = decode_record(&codec::encode(&v2).expect("encode")).expect("decode");
+        let mut v2 = codec::encode(&v2).expect("encode");
+        v2.extend(codec::encode(&Some("worker-3")).expect("encode"));
+        let r2 = decode_record(&v2).expect("decode");
         assert_eq!(
             (r2.worker.as_deref(), r2.calls.len(), r2.call_details.len()),
             (Some("worker-3"), 1, 0)
