@@ -5,42 +5,21 @@
 //! yields WORKER_LOST at once, and a restarted worker catches up from its applied seq.
 #![allow(clippy::unwrap_used)]
 
+mod link_support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use paddock_edge::app::{App, AppConfig, Principal};
+use link_support::{tool, until, worker_bin};
+use paddock_edge::app::{App, AppConfig};
 use paddock_edge::workers::{Dispatcher, HubOptions, WorkerHub};
 use paddock_shared::ErrorCode;
 use paddock_shared::exec::{ExecStatus, ExecutionRequest};
 use paddock_shared::model::Language;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-fn worker_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("PADDOCK_WORKER_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "paddock-worker", "--bins"])
-        .current_dir(&root)
-        .status()
-        .expect("run cargo build -p paddock-worker");
-    assert!(status.success(), "cargo build -p paddock-worker failed");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
-    let bin = if target.is_absolute() {
-        target
-    } else {
-        root.join(target)
-    }
-    .join("debug")
-    .join("paddock-worker");
-    assert!(bin.is_file(), "no binary at {}", bin.display());
-    bin
-}
 
 fn start_worker(bin: &Path, edge_dir: &Path, worker_dir: &Path) -> Child {
     Command::new(bin)
@@ -56,19 +35,6 @@ fn start_worker(bin: &Path, edge_dir: &Path, worker_dir: &Path) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start paddock-worker")
-}
-
-async fn tool(app: &App, p: &Principal, name: &str, a: Value) {
-    let Value::Object(m) = a else { panic!() };
-    app.call_create_tool(p, "acme", name, m).await.unwrap();
-}
-
-async fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn request(id: &str, code: &str) -> ExecutionRequest {
