@@ -401,32 +401,37 @@ fn run_discover(ctx: &Ctx<'_>, cfg: &McpServerConfig) -> Result<Vec<DiscoveredTo
         .map_err(from_remote)
 }
 
+/// The arguments of add_mcp_server and update_mcp_server.
+const SERVER_ARGS: &[&str] = &[
+    "name",
+    "url",
+    "transport",
+    "auth_token",
+    "headers",
+    "description",
+];
+
+/// The `transport` argument, if given.
+fn transport_arg(a: &Args) -> Result<Option<Transport>, ApiError> {
+    a.opt_str("transport")?
+        .map(|t| {
+            Transport::parse(&t).ok_or_else(|| {
+                bad(format!(
+                    "transport: '{t}' is not supported; use streamable_http or sse (stdio servers cannot run on the edge)"
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// add_mcp_server(name, url, transport?, auth_token?, headers?, description?).
 fn add(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> {
-    let a = Args::new(
-        "add_mcp_server",
-        args,
-        &[
-            "name",
-            "url",
-            "transport",
-            "auth_token",
-            "headers",
-            "description",
-        ],
-    )?;
+    let a = Args::new("add_mcp_server", args, SERVER_ARGS)?;
     let name = a.req_str("name")?;
     validate_server_name(&name)?;
     let url = a.req_str("url")?;
     let target = check_url(&url)?;
-    let transport = match a.opt_str("transport")? {
-        None => Transport::StreamableHttp,
-        Some(t) => Transport::parse(&t).ok_or_else(|| {
-            bad(format!(
-                "transport: '{t}' is not supported; use streamable_http or sse (stdio servers cannot run on the edge)"
-            ))
-        })?,
-    };
+    let transport = transport_arg(&a)?.unwrap_or(Transport::StreamableHttp);
     let token = a.opt_str("auth_token")?.filter(|t| !t.is_empty());
     if let Some(t) = &token {
         checks::size("auth_token", t.len(), MAX_SECRET_BYTES)?;
@@ -631,32 +636,12 @@ fn describe(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> 
 }
 
 fn update(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> {
-    let a = Args::new(
-        "update_mcp_server",
-        args,
-        &[
-            "name",
-            "url",
-            "transport",
-            "auth_token",
-            "headers",
-            "description",
-        ],
-    )?;
+    let a = Args::new("update_mcp_server", args, SERVER_ARGS)?;
     let name = a.req_str("name")?;
     let ns = ctx.current_namespace()?;
     let url = a.opt_str("url")?;
     let target = url.as_deref().map(check_url).transpose()?;
-    let transport = a
-        .opt_str("transport")?
-        .map(|t| {
-            Transport::parse(&t).ok_or_else(|| {
-                bad(format!(
-                    "transport: '{t}' is not supported; use streamable_http or sse"
-                ))
-            })
-        })
-        .transpose()?;
+    let transport = transport_arg(&a)?;
     let token = a.opt_str("auth_token")?;
     if let Some(t) = &token {
         checks::size("auth_token", t.len(), MAX_SECRET_BYTES)?;
