@@ -30,8 +30,8 @@ fn result_variable() {
     assert_eq!(out.value(), json!(2));
     assert_eq!(out.frame["error"], json!(null));
     assert_eq!(out.exit_code, Some(0));
-    assert!(out.frame["peak_rss_bytes"].as_u64().unwrap_or(0) > 1024 * 1024);
-    assert!(out.frame["cpu_ms"].is_u64());
+    // Usage comes from the slot's cgroup (the worker), not from the runner.
+    assert!(out.frame.get("cpu_ms").is_none() && out.frame.get("peak_rss_bytes").is_none());
     eprintln!(
         "python warm round trip for `result = 1 + 1`: {:?}",
         out.round_trip

@@ -289,6 +289,31 @@ fn oversized_empty_code_and_unknown_profile_are_rejected_before_a_slot() {
 }
 
 #[test]
+fn code_of_exactly_the_size_limit_runs() {
+    // The execute frame is then larger than one pipe read (64 KiB): the runner reads the
+    // rest of the frame after the first chunk.
+    let limit = paddock_shared::exec::MAX_CODE_BYTES;
+    let head = "x = 0\n";
+    let tail = "result = x\n";
+    let line = "x += 1  # padding to the limit\n";
+    let mut code = head.to_owned();
+    while code.len() + line.len() + tail.len() <= limit {
+        code.push_str(line);
+    }
+    let lines = (code.len() - head.len()) / line.len();
+    code.push_str(&"#".repeat(limit - code.len() - tail.len() - 1));
+    code.push('\n');
+    code.push_str(tail);
+    assert_eq!(code.len(), limit);
+    let r = py(&code);
+    expect(&r, ExecStatus::Completed, None);
+    assert_eq!(r.result_json.as_deref(), Some(lines.to_string().as_str()));
+    let r = py(&format!("{code} "));
+    expect(&r, ExecStatus::Failed, Some(error_type::INVALID_CODE));
+    healthy();
+}
+
+#[test]
 fn cancel_kills_the_slot_and_reports_canceled() {
     use paddock_shared::exec::ExecutionRequest;
     use paddock_worker::executor::Executor;

@@ -282,7 +282,6 @@ class Execution {
     this.stdout = new Capture('stdout', MAX_STDOUT);
     this.stderr = new Capture('stderr', MAX_STDERR);
     this.sent = false;
-    this.cpuStart = process.cpuUsage();
     this.sourceMap = null;
     this.sourceMapData = null;
   }
@@ -291,13 +290,7 @@ class Execution {
     if (this.sent) return;
     this.sent = true;
     restoreStreams();
-    const cpu = process.cpuUsage(this.cpuStart);
-    let peak = 0;
-    try {
-      peak = process.resourceUsage().maxRSS * 1024;
-    } catch {
-      peak = 0;
-    }
+    // CPU and memory are not measured here: the worker reads the slot's cgroup.
     const frame = {
       type: 'result',
       status,
@@ -306,8 +299,6 @@ class Execution {
       stderr: this.stderr.value(),
       error: error || null,
       truncated: { result: !!resultTruncated, stdout: this.stdout.truncated, stderr: this.stderr.truncated },
-      cpu_ms: Math.round((cpu.user + cpu.system) / 1000),
-      peak_rss_bytes: peak,
       calls: packageCalls(),
     };
     if (this.dry) JSON.stringify(frame);

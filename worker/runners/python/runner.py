@@ -53,7 +53,6 @@ import builtins  # noqa: E402
 import io  # noqa: E402
 import itertools  # noqa: E402
 import math  # noqa: E402
-import resource  # noqa: E402
 import types  # noqa: E402
 
 ON_DEMAND = "--on-demand" in sys.argv[1:]
@@ -174,19 +173,33 @@ def _read_exact(n):
     return b"".join(chunks)
 
 
+_pending = b""  # bytes read past the end of the last frame
+
+
 def recv_frame():
-    """Next frame as a dict; None on a clean end of stream."""
-    head = _read_exact(4)
-    if head is None:
+    """Next frame as a dict; None on a clean end of stream. One read(2) takes a whole
+    small frame (the usual execute frame) instead of one read for the header and one for
+    the body."""
+    global _pending
+    data = _pending or os.read(_REQ_FD, 64 * 1024)
+    _pending = b""
+    if not data:
         return None
-    if len(head) < 4:
-        raise ProtocolError("end of stream inside a frame header")
-    length = int.from_bytes(head, "big")
+    if len(data) < 4:
+        more = _read_exact(4 - len(data))
+        if more is None or len(data) + len(more) < 4:
+            raise ProtocolError("end of stream inside a frame header")
+        data += more
+    length = int.from_bytes(data[:4], "big")
     if length > MAX_FRAME:
         raise ProtocolError(f"frame of {length} bytes is over the 16 MiB cap")
-    body = _read_exact(length) if length else b""
-    if body is None or len(body) < length:
-        raise ProtocolError("end of stream inside a frame")
+    body = data[4 : 4 + length]
+    _pending = data[4 + length :]
+    if len(body) < length:
+        more = _read_exact(length - len(body))
+        if more is None or len(body) + len(more) < length:
+            raise ProtocolError("end of stream inside a frame")
+        body += more
     frame = json_loads(body.decode("utf-8"))
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise ProtocolError("frame is not an object with a type")
@@ -477,21 +490,21 @@ def serialize(value):
 class Execution:
     """State of the one execution this process serves."""
 
-    def __init__(self, frame, dry=False):
-        self.frame = frame
+    def __init__(self, dry=False):
         self.dry = dry  # start-up warm-up: build the result frame, never send it
         self.stdout = Capture("stdout", MAX_STDOUT)
         self.stderr = Capture("stderr", MAX_STDERR)
         self.sent = False
-        self.cpu_start = _cpu_seconds()
+        # The code's `__main__`; `input_data` is added when the frame arrives.
+        self.main = types.ModuleType("__main__")
+        self.main.__dict__["__builtins__"] = builtins
 
     def finish(self, status, result=None, error=None, result_truncated=False):
         """Sends the one `result` frame (later calls are ignored)."""
         if self.sent:
             return
         self.sent = True
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        cpu_ms = max(0, round((usage.ru_utime + usage.ru_stime - self.cpu_start) * 1000))
+        # CPU and memory are not measured here: the worker reads the slot's cgroup.
         (_encode if self.dry else send_frame)(
             {
                 "type": "result",
@@ -505,8 +518,6 @@ class Execution:
                     "stdout": self.stdout.truncated,
                     "stderr": self.stderr.truncated,
                 },
-                "cpu_ms": cpu_ms,
-                "peak_rss_bytes": usage.ru_maxrss * 1024,
                 "calls": _package_calls(),
             }
         )
@@ -531,11 +542,6 @@ def _package_calls():
         except Exception:  # noqa: BLE001  (user code may have tampered with the log)
             continue
     return out
-
-
-def _cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 _current = None
@@ -636,6 +642,8 @@ def _write_files(files):
     """Writes `files` (relative path → text) under the cwd; refuses escapes."""
     if not isinstance(files, dict):
         raise ValueError("files must be an object of relative path → text")
+    if not files:
+        return
     root = os.getcwd()
     for rel, text in files.items():
         if not isinstance(rel, str) or not isinstance(text, str):
@@ -698,9 +706,10 @@ def _restore_streams():
     sys.stdout, sys.stderr = _saved_streams
 
 
-def execute(frame, dry=False):
+def execute(frame, ex):
+    """Runs the execute `frame` with `ex`, an [`Execution`] made ahead of time (before
+    `ready`: nothing in it depends on the frame, and the slot serves one execution)."""
     global _current
-    ex = Execution(frame, dry)
     _current = ex
     code = frame.get("code")
     input_data = frame.get("input", {})
@@ -715,11 +724,9 @@ def execute(frame, dry=False):
         return
 
     _register_code(code)
-    main_module = types.ModuleType("__main__")
-    g = main_module.__dict__
-    g["__builtins__"] = builtins
+    g = ex.main.__dict__
     g["input_data"] = input_data
-    sys.modules["__main__"] = main_module
+    sys.modules["__main__"] = ex.main
 
     sys.stdout, sys.stderr = ex.stdout, ex.stderr
     try:
@@ -823,8 +830,9 @@ def main():
         _real_exit(3)  # fail closed: a slot without this layer never becomes ready
     if not ON_DEMAND:
         # One dry execution first: the real one then runs on warm caches and code paths.
-        execute(_WARM_UP, dry=True)
+        execute(_WARM_UP, Execution(dry=True))
         _current = None
+    ex = Execution()
     send_frame({"type": "ready", "language": "python", "pid": os.getpid()})
     try:
         frame = recv_frame()
@@ -837,7 +845,7 @@ def main():
         os.write(2, f"paddock runner: expected execute, got {frame.get('type')!r}\n".encode())
         _real_exit(2)
     try:
-        execute(frame)
+        execute(frame, ex)
     except BaseException as e:  # noqa: BLE001  (runner bug: still answer)
         if _current is not None and not _current.sent:
             _current.finish("failed", error=_error("SandboxFailure", f"runner error: {e!r}"))
