@@ -23,6 +23,7 @@
 # Usage: benches/execute_e2e.sh [duration_s=10] [warm_pool=32]
 # Env:   CODE (default `result = 1 + 1`), CONCURRENCY (default "1 8 32"), MODES ("warm fresh"),
 #        RATE (open-loop warm row, requests/s, default 10; 0 skips it),
+#        BENCH_ARGS (more `paddock-edge bench` options, e.g. `--http 2`),
 #        WARMUP_S (default 2), PADDOCK_EDGE_BIN / PADDOCK_WORKER_BIN (default target/release),
 #        KEEP_LOGS=DIR (copy each mode's edge and worker logs there; the edge logs one line per
 #        execution with `total_ms` (dispatch to result) and `slot_ms` (inside the slot)).
@@ -139,22 +140,28 @@ for mode in $MODES; do
   pool=$POOL; [ "$mode" = fresh ] && pool=0
   start_stack "$mode" "$pool"
   rows=()
-  for c in $CONCURRENCY; do rows+=("$mode:$c:"); done
-  if [ "$mode" = warm ] && [ "$RATE" != 0 ]; then rows+=("warm@${RATE}/s:8:$RATE"); fi
+  for c in $CONCURRENCY; do rows+=("$mode:$c::execute"); done
+  if [ "$mode" = warm ] && [ "$RATE" != 0 ]; then
+    rows+=("warm@${RATE}/s:8:$RATE:execute")
+    # The same open loop answered by the edge alone (run-endpoint tools/list: TLS, HTTP,
+    # auth, JSON-RPC, no worker): the HTTP side's share of the warm row.
+    rows+=("list@${RATE}/s:8:$RATE:tools-list")
+  fi
   for row in "${rows[@]}"; do
-    IFS=: read -r label c rate <<< "$row"
+    IFS=: read -r label c rate scenario <<< "$row"
     if [ "$mode" = warm ]; then sleep $(( pool / 8 + 1 )); fi   # let the pool refill between rows
     out="$WORK/$mode-$c-$rate.json"
-    "$EDGE_BIN" bench execute --url "$URL" --api-key-file "$KEYFILE" --cacert "$CACERT" \
+    "$EDGE_BIN" bench "$scenario" --url "$URL" --api-key-file "$KEYFILE" --cacert "$CACERT" \
       --code "$CODE" -c "$c" ${rate:+--rate "$rate"} --duration "${DUR}s" --warmup "${WARMUP_S}s" \
-      --json --no-progress > "$out"
+      --json --no-progress ${BENCH_ARGS:-} > "$out"
     python3 - "$out" "$label" "$c" <<'PY' | tee -a "$SUMMARY"
 import json, sys
 r = json.load(open(sys.argv[1]))
 l = r["latency_ms"]
 errs = ",".join(f"{k}={v}" for k, v in r["errors_by_code"].items()) or "-"
 print(f"{sys.argv[2]:<11} c={int(sys.argv[3]):<3} n={r['requests']:<6} ok/s={r['ok_rps']:8.1f}  "
-      f"p50={l['p50']:8.2f} ms  p90={l['p90']:8.2f} ms  p99={l['p99']:8.2f} ms  max={l['max']:8.2f} ms  errors={r['errors']} {errs}")
+      f"p50={l['p50']:8.2f} ms  p90={l['p90']:8.2f} ms  p99={l['p99']:8.2f} ms  max={l['max']:8.2f} ms  "
+      f"{r.get('http_version') or '-'}  errors={r['errors']} {errs}")
 PY
   done
   stop_stack

@@ -318,7 +318,16 @@ fn worker_bin(args: &Args) -> Res<PathBuf> {
 
 /// Warm round trips, the worker-reported in-slot durations of the same executions, and
 /// the refill figures.
-async fn warm(args: &Args, bin: &Path) -> Res<(Histogram<u64>, Histogram<u64>, Value)> {
+/// What the warm case measured: round trips, the worker-reported time in the slot, the
+/// idle gaps before each run (waiting for the pool) and the refill figures.
+struct Warm {
+    round_trip: Histogram<u64>,
+    in_slot: Histogram<u64>,
+    gaps: Histogram<u64>,
+    refill: Value,
+}
+
+async fn warm(args: &Args, bin: &Path) -> Res<Warm> {
     let mut proc = WorkerProc::start(bin, args.pool)?;
     let client = connect(
         &proc.socket.clone(),
@@ -331,13 +340,19 @@ async fn warm(args: &Args, bin: &Path) -> Res<(Histogram<u64>, Histogram<u64>, V
     let want = if args.pace == "full" { args.pool } else { 1 };
     let mut h = histogram();
     let mut in_slot = histogram();
+    let mut gaps = histogram();
+    let mut last_end = None;
     for i in 0..args.runs {
         wait_ready(&client, want, Duration::from_secs(60)).await?;
         let t = Instant::now();
+        if let Some(end) = last_end {
+            record(&mut gaps, t.duration_since(end));
+        }
         let r = client.execute(request(i)).await?;
         record(&mut h, t.elapsed());
         record(&mut in_slot, Duration::from_micros(r.duration_us));
         check(&r).map_err(|e| format!("{e}\nworker log:\n{}", proc.log_tail()))?;
+        last_end = Some(Instant::now());
     }
     // Refill: empty the full pool at once, time until it is full again.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -371,7 +386,76 @@ async fn warm(args: &Args, bin: &Path) -> Res<(Histogram<u64>, Histogram<u64>, V
         "cores": cores,
         "all_rounds_slots_per_second": rates,
     });
-    Ok((h, in_slot, refill))
+    Ok(Warm {
+        round_trip: h,
+        in_slot,
+        gaps,
+        refill,
+    })
+}
+
+/// The machine's floor for the warm case: a bare `/usr/bin/python3` (no jail, no worker,
+/// no runner) already started and blocked on a pipe gets a length-prefixed JSON execute
+/// frame, compiles and runs `result = 1 + 1` and answers a JSON result frame, with the
+/// same idle gap before each run as the warm case had. Nothing of Paddock is on this path,
+/// so it is the least any slot-per-process design can take here (cache and wake-up costs
+/// after an idle gap included).
+const BARE_PYTHON: &str = r#"
+import os, json
+def rd(n):
+    b = b""
+    while len(b) < n:
+        c = os.read(0, n - len(b))
+        if not c:
+            raise SystemExit(0)
+        b += c
+    return b
+os.write(1, b"\0\0\0\0")
+while True:
+    f = json.loads(rd(int.from_bytes(rd(4), "big")))
+    g = {"__builtins__": __builtins__, "input_data": f["input"]}
+    exec(compile(f["code"], "<code>", "exec"), g)
+    out = json.dumps({"type": "result", "status": "completed", "result": json.dumps(g.get("result"))}).encode()
+    os.write(1, len(out).to_bytes(4, "big") + out)
+"#;
+
+fn bare_python_floor(runs: u64, gap: Duration) -> Res<Histogram<u64>> {
+    use std::io::{Read, Write};
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-I", "-S", "-c", BARE_PYTHON])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start /usr/bin/python3: {e}"))?;
+    let (Some(mut to), Some(mut from)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err("python3 without pipes".into());
+    };
+    let mut head = [0u8; 4];
+    from.read_exact(&mut head)?;
+    let body = json!({"type": "execute", "execution_id": "floor", "code": "result = 1 + 1",
+        "input": {}, "timeout_ms": 10_000, "files": {}, "context": {}})
+    .to_string();
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body.as_bytes());
+    let mut h = histogram();
+    let mut answer = Vec::new();
+    for _ in 0..runs {
+        std::thread::sleep(gap);
+        let t = Instant::now();
+        to.write_all(&frame)?;
+        from.read_exact(&mut head)?;
+        answer.resize(u32::from_be_bytes(head) as usize, 0);
+        from.read_exact(&mut answer)?;
+        record(&mut h, t.elapsed());
+    }
+    drop(to);
+    let _ = child.wait();
+    let v: Value = serde_json::from_slice(&answer)?;
+    if v["result"] != "2" {
+        return Err(format!("bare python answered {v}").into());
+    }
+    Ok(h)
 }
 
 async fn fresh(args: &Args, bin: &Path) -> Res<Histogram<u64>> {
@@ -417,7 +501,20 @@ async fn run(args: Args) -> Res<()> {
         return Ok(());
     }
     let bin = worker_bin(&args)?;
-    let (warm_h, in_slot_h, refill) = warm(&args, &bin).await?;
+    let Warm {
+        round_trip: warm_h,
+        in_slot: in_slot_h,
+        gaps,
+        refill,
+    } = warm(&args, &bin).await?;
+    let gap = Duration::from_nanos(gaps.value_at_quantile(0.5));
+    let bare = {
+        let runs = args.runs.min(500);
+        tokio::task::spawn_blocking(move || bare_python_floor(runs, gap).map_err(|e| e.to_string()))
+            .await??
+    };
+    let over_bare =
+        warm_h.value_at_quantile(0.5) as f64 / bare.value_at_quantile(0.5).max(1) as f64;
     let fresh_h = fresh(&args, &bin).await?;
     let ratio = fresh_h.value_at_quantile(0.5) as f64 / warm_h.value_at_quantile(0.5).max(1) as f64;
     let warm_label = format!("warm slot (pool {}, pace {})", args.pool, args.pace);
@@ -431,6 +528,9 @@ async fn run(args: Args) -> Res<()> {
             "protocol_floor": summary(&floor),
             "warm": summary(&warm_h),
             "warm_in_slot_reported_by_worker": summary(&in_slot_h),
+            "warm_idle_gap_before_each_run": summary(&gaps),
+            "bare_python_floor": summary(&bare),
+            "warm_over_bare_python_p50": over_bare,
             "warm_pace": args.pace,
             "warm_pool": args.pool,
             "fresh": summary(&fresh_h),
@@ -453,8 +553,22 @@ async fn run(args: Args) -> Res<()> {
         "{}",
         row("  of which in slot (worker-reported)", &in_slot_h)
     );
+    println!(
+        "{}",
+        row(
+            &format!(
+                "bare python3 over a pipe, gap {:.1} ms",
+                us(gap.as_nanos() as u64) / 1000.0
+            ),
+            &bare
+        )
+    );
     println!("{}", row("fresh jail (pool 0)", &fresh_h));
     println!("fresh / warm (p50): {ratio:.1}x");
+    println!(
+        "warm / bare python (p50): {over_bare:.2}x (idle gap before each warm run: p50 {:.1} ms; the bare row waits the same)",
+        us(gaps.value_at_quantile(0.5)) / 1000.0
+    );
     println!(
         "refill: {:.1} slots/s = {:.1} slots/s/core ({} cores; median of {} rounds emptying a pool of {})",
         refill["slots_per_second"].as_f64().unwrap_or(0.0),
