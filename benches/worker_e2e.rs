@@ -2,7 +2,9 @@
 //! protocol (`result = 1 + 1`, Python, profile `free`) against the real `paddock-worker
 //! serve` binary with warm slots, the same with pool size 0 (a fresh jail per
 //! execution), their ratio, and the pool refill rate in slots per second per core. The
-//! protocol alone (an in-process no-op executor) is measured too, as the floor.
+//! protocol alone (an in-process no-op executor) is measured too, as the floor of the
+//! protocol, and a bare `python3` over a pipe (no jail, no worker, no runner) with the same
+//! idle gap before each run as the warm case, as the machine's floor for it.
 //!
 //! Build the worker binaries first, in the profile you bench with:
 //!
