@@ -569,7 +569,7 @@ async fn run(args: Args) -> Res<()> {
     println!("fresh / warm (p50): {ratio:.1}x");
     println!(
         "warm / bare python (p50): {over_bare:.2}x (idle gap before each warm run: p50 {:.1} ms; the bare row waits the same)",
-        us(gaps.value_at_quantile(0.5)) / 1000.0
+        us(gap.as_nanos() as u64) / 1000.0
     );
     println!(
         "refill: {:.1} slots/s = {:.1} slots/s/core ({} cores; median of {} rounds emptying a pool of {})",

@@ -36,6 +36,24 @@ struct Shared {
     http_version: OnceLock<String>,
 }
 
+impl Shared {
+    /// Whether a request due at `intended` may still be sent: it is due before the
+    /// deadline and, once measuring, within the count bound (`--requests`), which it then
+    /// counts against. Closed and open loop both ask here.
+    fn may_send(&self, intended: Instant) -> bool {
+        if intended >= self.deadline {
+            return false;
+        }
+        if intended >= self.measure_start
+            && let Some(max) = self.plan.requests
+            && self.measured_issued.fetch_add(1, Ordering::Relaxed) >= max
+        {
+            return false;
+        }
+        true
+    }
+}
+
 /// One released request: its number and when it was due.
 #[derive(Clone, Copy)]
 struct Ticket {
@@ -54,13 +72,7 @@ fn pace(sh: &Shared, rate: f64, tx: &async_channel::Sender<Ticket>) {
     let mut n = 0u64;
     loop {
         let intended = start + Duration::from_secs_f64(n as f64 / rate);
-        if Instant::from_std(intended) >= sh.deadline {
-            break;
-        }
-        if Instant::from_std(intended) >= sh.measure_start
-            && let Some(max) = sh.plan.requests
-            && sh.measured_issued.fetch_add(1, Ordering::Relaxed) >= max
-        {
+        if !sh.may_send(Instant::from_std(intended)) {
             break;
         }
         loop {
@@ -117,13 +129,7 @@ async fn worker(
             None => {
                 let n = sh.ticket.fetch_add(1, Ordering::Relaxed);
                 let intended = Instant::now();
-                if intended >= sh.deadline {
-                    break;
-                }
-                if intended >= sh.measure_start
-                    && let Some(max) = plan.requests
-                    && sh.measured_issued.fetch_add(1, Ordering::Relaxed) >= max
-                {
+                if !sh.may_send(intended) {
                     break;
                 }
                 Ticket { n, intended }
