@@ -906,6 +906,23 @@ mod tests {
         }
     }
 
+    /// Makes one call for `ex1` and answers it with `outcome`: what the call returns.
+    async fn answered(
+        b: &Arc<Bridge>,
+        rx: &mut mpsc::Receiver<FromWorker>,
+        outcome: BridgeOutcome,
+    ) -> Result<Value, CallFailure> {
+        let pending = tokio::spawn(call(
+            b,
+            "ex1",
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        ));
+        let c = sent(rx).await;
+        b.resolve(c.call_id, outcome);
+        pending.await.expect("call task")
+    }
+
     #[tokio::test]
     async fn calls_carry_the_key_and_match_their_results() {
         let b = Arc::new(Bridge::default());
@@ -952,44 +969,24 @@ mod tests {
             json!({"value": [1], "truncated": true, "bytes": 3, "latency_ms": 1.5})
         );
         // Tool errors and refusals become typed failures.
-        let pending = tokio::spawn(call(
-            &b,
-            "ex1",
-            Duration::from_secs(30),
-            CancellationToken::new(),
-        ));
-        let c = sent(&mut rx).await;
-        b.resolve(
-            c.call_id,
-            BridgeOutcome::Ok(BridgeReply {
-                value_json: r#"{"content":[{"type":"text","text":"boom"}]}"#.into(),
-                is_error: true,
-                truncated: false,
-                bytes: 9,
-                latency_us: 1,
-            }),
-        );
+        let tool_error = BridgeOutcome::Ok(BridgeReply {
+            value_json: r#"{"content":[{"type":"text","text":"boom"}]}"#.into(),
+            is_error: true,
+            truncated: false,
+            bytes: 9,
+            latency_us: 1,
+        });
         assert_eq!(
-            pending.await.unwrap(),
+            answered(&b, &mut rx, tool_error).await,
             Err(CallFailure::new("MCP_TOOL_ERROR", "boom"))
         );
-        let pending = tokio::spawn(call(
-            &b,
-            "ex1",
-            Duration::from_secs(30),
-            CancellationToken::new(),
-        ));
-        let c = sent(&mut rx).await;
-        b.resolve(
-            c.call_id,
-            BridgeOutcome::Err {
-                code: ErrorCode::CallBudgetExceeded,
-                message: "two".into(),
-                latency_us: 1,
-            },
-        );
+        let refusal = BridgeOutcome::Err {
+            code: ErrorCode::CallBudgetExceeded,
+            message: "two".into(),
+            latency_us: 1,
+        };
         assert_eq!(
-            pending.await.unwrap(),
+            answered(&b, &mut rx, refusal).await,
             Err(CallFailure::new("CALL_BUDGET_EXCEEDED", "two"))
         );
         assert!(lock(&b.state).calls.is_empty());

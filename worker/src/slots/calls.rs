@@ -131,19 +131,23 @@ pub(super) type NestedCalls = Arc<std::sync::Mutex<Vec<paddock_shared::exec::Cal
 /// at most 1 000 records of their own).
 pub(super) const MAX_NESTED_CALLS: usize = 1000;
 
+/// The text `key` of a call's `args`; `what` names the call in the error
+/// (`BAD_CALL: the {what} has no `{key}` text`).
+fn arg_text(args: &Value, key: &str, what: &str) -> Result<String, CallFailure> {
+    args.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            CallFailure::new(
+                call_error::BAD_CALL,
+                format!("the {what} has no `{key}` text"),
+            )
+        })
+}
+
 /// The `args` of an `mcp` call: `{namespace, server, tool, input}`.
 fn parse_remote(args: &Value) -> Result<(String, String, String, String), CallFailure> {
-    let text = |k: &str| {
-        args.get(k)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                CallFailure::new(
-                    call_error::BAD_CALL,
-                    format!("the remote tool call has no `{k}` text"),
-                )
-            })
-    };
+    let text = |k: &str| arg_text(args, k, "remote tool call");
     let input = match args.get("input") {
         None | Some(Value::Null) => json!({}),
         Some(v @ Value::Object(_)) => v.clone(),
@@ -222,17 +226,7 @@ struct FunctionCall {
 }
 
 fn parse(args: &Value) -> Result<FunctionCall, CallFailure> {
-    let text = |k: &str| {
-        args.get(k)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                CallFailure::new(
-                    call_error::BAD_CALL,
-                    format!("the function call has no `{k}` text"),
-                )
-            })
-    };
+    let text = |k: &str| arg_text(args, k, "function call");
     let version = args
         .get("version")
         .and_then(Value::as_u64)
