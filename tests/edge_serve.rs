@@ -1,6 +1,7 @@
 //! End-to-end tests of the edge transport: the real `paddock-edge` binary over real TLS
 //! (curl as the client), each test with its own data dir and port.
 
+mod bin_support;
 mod edge_support;
 
 use std::net::TcpListener;

@@ -5,6 +5,7 @@
 //! yields WORKER_LOST at once, and a restarted worker catches up from its applied seq.
 #![allow(clippy::unwrap_used)]
 
+mod bin_support;
 mod link_support;
 
 use std::os::unix::fs::PermissionsExt;

@@ -6,6 +6,7 @@
 //! TLS port gets nothing usable; plain TCP only with the explicit `tcp_insecure` opt-out.
 #![allow(clippy::unwrap_used)]
 
+mod bin_support;
 mod link_support;
 
 use std::os::unix::fs::PermissionsExt;

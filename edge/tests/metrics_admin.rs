@@ -17,30 +17,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "../../tests/bin_support/mod.rs"]
+mod bin_support;
+
 const EDGE: &str = env!("CARGO_BIN_EXE_paddock-edge");
 
 fn worker_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("PADDOCK_WORKER_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "paddock-worker", "--bins"])
-        .current_dir(&root)
-        .status()
-        .expect("run cargo build -p paddock-worker");
-    assert!(status.success(), "cargo build -p paddock-worker failed");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
-    let target = if target.is_absolute() {
-        target
-    } else {
-        root.join(target)
-    };
-    target.join("debug").join("paddock-worker")
+    bin_support::workspace_bin("PADDOCK_WORKER_BIN", "paddock-worker", "paddock-worker")
 }
 
 fn free_port() -> u16 {

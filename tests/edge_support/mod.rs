@@ -18,27 +18,7 @@ use std::time::{Duration, Instant};
 pub fn edge_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("PADDOCK_EDGE_BIN") {
-            return PathBuf::from(p);
-        }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "paddock-edge", "--bin", "paddock-edge"])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build -p paddock-edge");
-        assert!(status.success(), "cargo build -p paddock-edge failed");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join("target"));
-        let target = if target.is_absolute() {
-            target
-        } else {
-            root.join(target)
-        };
-        let bin = target.join("debug").join("paddock-edge");
-        assert!(bin.is_file(), "no binary at {}", bin.display());
-        bin
+        crate::bin_support::workspace_bin("PADDOCK_EDGE_BIN", "paddock-edge", "paddock-edge")
     })
     .clone()
 }

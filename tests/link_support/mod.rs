@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use paddock_edge::app::{App, Principal};
@@ -11,27 +10,7 @@ use serde_json::Value;
 
 /// The worker binary: `PADDOCK_WORKER_BIN`, else a debug build made now.
 pub fn worker_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("PADDOCK_WORKER_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "paddock-worker", "--bins"])
-        .current_dir(&root)
-        .status()
-        .expect("run cargo build -p paddock-worker");
-    assert!(status.success(), "cargo build -p paddock-worker failed");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
-    let bin = if target.is_absolute() {
-        target
-    } else {
-        root.join(target)
-    }
-    .join("debug")
-    .join("paddock-worker");
-    assert!(bin.is_file(), "no binary at {}", bin.display());
-    bin
+    crate::bin_support::workspace_bin("PADDOCK_WORKER_BIN", "paddock-worker", "paddock-worker")
 }
 
 /// Calls create tool `name` in namespace `acme`; it must succeed.
