@@ -262,15 +262,18 @@ def sandbox_skip_reason(scratch: pathlib.Path) -> str | None:
 class Worker:
     """A running `paddock-worker serve` joined (or joining) to an edge."""
 
-    def __init__(self, edge: Edge, data_dir: pathlib.Path, env: dict[str, str] | None = None):
+    def __init__(self, edge: Edge, data_dir: pathlib.Path, env: dict[str, str] | None = None,
+                 edge_addr: str | None = None, extra: tuple[str, ...] = ()):
+        """`edge_addr`: what `--edge` dials (default the edge's `workers.sock`); `extra`:
+        more `serve` arguments (`--edge-ca`, `--edge-server-name`, …)."""
         binary = worker_bin()
         assert binary is not None
         self.edge = edge
         self.data_dir = data_dir
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [str(binary), "serve", "--edge", f"unix:{edge.data_dir / 'workers.sock'}",
-             "--join-token-file", str(edge.data_dir / "join.token"), "--data-dir", str(data_dir)],
+            [str(binary), "serve", "--edge", edge_addr or f"unix:{edge.data_dir / 'workers.sock'}",
+             "--join-token-file", str(edge.data_dir / "join.token"), "--data-dir", str(data_dir), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=_sandbox_env({**WORKER_TEST_ENV, **(env or {})}),
         )

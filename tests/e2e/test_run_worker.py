@@ -7,16 +7,11 @@ pattern (make_namespace → make_service → make_function from hello-world → 
 from __future__ import annotations
 
 import asyncio
-import os
-import pathlib
-import shutil
-import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import REPO, Edge, client, ok
+from conftest import Edge, Worker, client, ok, sandbox_skip_reason
 
 pytestmark = pytest.mark.anyio
 
@@ -25,71 +20,19 @@ pytestmark = pytest.mark.anyio
 def anyio_backend():
     return "asyncio"
 
-NSJAIL_DIR = pathlib.Path("/opt/paddock/bin")
-
-
-def worker_bin() -> pathlib.Path | None:
-    if os.environ.get("PADDOCK_WORKER_BIN"):
-        return pathlib.Path(os.environ["PADDOCK_WORKER_BIN"])
-    for target in [os.environ.get("CARGO_TARGET_DIR"), REPO / "target"]:
-        if target:
-            p = pathlib.Path(target)
-            p = p if p.is_absolute() else REPO / p
-            if (p / "debug" / "paddock-worker").exists():
-                return p / "debug" / "paddock-worker"
-    return None
-
-
-class Worker:
-    def __init__(self, edge: Edge, data_dir: pathlib.Path, binary: pathlib.Path):
-        env = dict(os.environ)
-        env["PATH"] = f"{NSJAIL_DIR}:{env.get('PATH', '')}"
-        env.setdefault("PADDOCK_WORKER_DEFAULT_POOL_TARGET", "1")
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [str(binary), "serve", "--edge", f"unix:{edge.data_dir / 'workers.sock'}",
-             "--join-token-file", str(edge.data_dir / "join.token"), "--data-dir", str(data_dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    binary = worker_bin()
-    if binary is None:
-        pytest.skip("paddock-worker not built (cargo build -p paddock-worker)")
-    if shutil.which("nsjail", path=f"{NSJAIL_DIR}:{os.environ.get('PATH', '')}") is None:
-        pytest.skip("nsjail missing: run deploy/install-deps.sh")
-    help_text = subprocess.run([str(binary), "serve", "--help"], capture_output=True, text=True).stdout
-    if "--join-token-file" not in help_text:
-        pytest.skip("this paddock-worker cannot dial an edge yet")
-    probe = subprocess.run(
-        [str(binary), "exec", "--code", "result = 1", "--data-dir", str(tmp_path_factory.mktemp("probe"))],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PATH": f"{NSJAIL_DIR}:{os.environ.get('PATH', '')}"},
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"the sandbox does not run on this machine (paddock-worker exec): {probe.stdout[-400:]}")
+    reason = sandbox_skip_reason(tmp_path_factory.mktemp("probe"))
+    if reason:
+        pytest.skip(reason)
     edge = Edge(tmp_path_factory.mktemp("edge-run"))
-    worker = Worker(edge, tmp_path_factory.mktemp("worker-run"), binary)
-    yield edge, worker
-    worker.stop()
-    edge.stop()
+    worker = Worker(edge, tmp_path_factory.mktemp("worker-run"))
+    try:
+        yield edge, worker
+    finally:
+        worker.stop()
+        edge.stop()
 
 
 async def execute_when_ready(edge, key, ns, code, deadline_s=90):
