@@ -2,95 +2,44 @@
 //! development certificate) driven by the real `bench` subcommand; reports read as JSON.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_paddock-edge");
+mod quota_support;
 
+const BIN: &str = quota_support::BIN;
+
+/// The real edge (`quota_support::Edge`: started, ready, killed on drop) on a data dir of
+/// its own.
 struct Edge {
-    child: Child,
-    port: u16,
-    data: PathBuf,
+    edge: quota_support::Edge,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Edge {
-    /// Starts the edge and waits (polling, with a deadline) until it answers health checks.
     fn start() -> Edge {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let port = free_port();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--data-dir"])
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("PADDOCK_EDGE_GRACE_PERIOD_SECS", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || for _ in BufReader::new(out).lines().map_while(Result::ok) {});
-        let mut edge = Edge {
-            child,
-            port,
-            data,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            assert!(Instant::now() < deadline, "edge not ready within 30 s");
-            if let Ok(Some(s)) = edge.child.try_wait() {
-                panic!("edge exited early: {s}");
-            }
-            let ready = Command::new("curl")
-                .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
-                .arg(format!("https://127.0.0.1:{port}/v1/health/ready"))
-                .output()
-                .map(|o| o.stdout == b"200")
-                .unwrap_or(false);
-            if ready && edge.key_file().is_file() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        edge
+        let edge = quota_support::Edge::start(&dir.path().join("data"), &[]);
+        Edge { edge, _dir: dir }
     }
 
     fn key_file(&self) -> PathBuf {
-        self.data.join("admin.key")
+        self.edge.data.join("admin.key")
     }
 
     fn cacert(&self) -> PathBuf {
-        self.data.join("tls").join("cert.pem")
+        self.edge.data.join("tls").join("cert.pem")
     }
 
     fn path_url(&self, kind: &str) -> String {
-        format!("https://localhost:{}/mcp/{kind}/acme", self.port)
+        format!("https://localhost:{}/mcp/{kind}/acme", self.edge.port)
     }
 
     fn sub_url(&self, kind: &str) -> String {
-        format!("https://acme.{kind}.localhost:{}/mcp", self.port)
+        format!("https://acme.{kind}.localhost:{}/mcp", self.edge.port)
     }
 
     /// `bench` with the admin key, the dev certificate and `--json`.
@@ -322,7 +271,7 @@ fn an_untrusted_certificate_and_a_closed_port_are_errors_not_hangs() {
     assert_eq!(r["errors"], 5, "{r}");
     assert_eq!(r["errors_by_status"], serde_json::json!({"none": 5}));
 
-    let closed = free_port();
+    let closed = quota_support::free_port();
     let out = bench_raw(&[
         "--api-key",
         "k",

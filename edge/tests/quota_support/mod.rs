@@ -1,6 +1,6 @@
-//! The real `paddock-edge` binary for the limits tests: its own data dir (kept across
-//! restarts), a free port, its development certificate, and a reqwest client (real TLS,
-//! HTTP/2 when offered) for MCP JSON-RPC and REST requests.
+//! The real `paddock-edge` binary for the limits and load-tool tests: its own data dir
+//! (kept across restarts), a free port, its development certificate, and a reqwest client
+//! (real TLS, HTTP/2 when offered) for MCP JSON-RPC and REST requests.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
@@ -31,7 +31,7 @@ impl Drop for Edge {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
