@@ -8,6 +8,7 @@
 //! namespace), on another connection, or when made up.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account_support;
 mod mcp_servers_support;
 
 use std::path::Path;

@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use paddock_edge::app::{ApiError, App, AppConfig, Endpoint, Principal, Scope};
-use paddock_edge::store::records::AccountRecord;
 use paddock_shared::ErrorCode;
 use paddock_shared::model::{ReplOp, Tier};
 use serde_json::{Map, Value, json};
+
+mod account_support;
+use account_support::{ALL, account};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -22,29 +24,6 @@ fn env() -> Env {
 }
 
 /// An account with a key of the given scopes (and optional namespace binding).
-fn account(app: &App, email: &str, scopes: &[Scope], ns: Option<&str>) -> (Principal, String) {
-    let id = format!("acc_{}", email.replace(['@', '.'], "_"));
-    if app.store().account(&id).unwrap().is_none() {
-        app.store()
-            .create_account(&AccountRecord {
-                id: id.clone(),
-                email: email.into(),
-                name: email.into(),
-                tier: Tier::Free,
-                password_hash: None,
-                is_admin: false,
-                created_at: 1,
-            })
-            .unwrap();
-    }
-    let (raw, _) = app
-        .create_key(&id, "test", scopes.to_vec(), ns.map(str::to_owned), None)
-        .unwrap();
-    (app.authenticate(&raw).unwrap(), raw)
-}
-
-const ALL: &[Scope] = &[Scope::Read, Scope::Write, Scope::Execute];
-
 fn args(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,

@@ -11,17 +11,18 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use paddock_edge::app::{ApiError, App, AppConfig, Endpoint, Principal, Scope};
+use paddock_edge::app::{ApiError, App, AppConfig, Endpoint, Principal};
 use paddock_edge::mcp::{CallCtx, McpService, fast, run_call};
 use paddock_edge::route::RunMode;
 use paddock_edge::run::{RunBackend, RunConfig, RunTools};
-use paddock_edge::store::records::AccountRecord;
 use paddock_shared::ErrorCode;
 use paddock_shared::exec::{ExecStatus, ExecutionRequest, ExecutionResult, error_type};
-use paddock_shared::model::Tier;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower_service::Service as _;
+
+mod account_support;
+use account_support::{ALL, account};
 
 #[derive(Clone, Copy)]
 enum Answer {
@@ -100,27 +101,7 @@ fn obj(v: Value) -> serde_json::Map<String, Value> {
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = App::open(AppConfig::new(dir.path())).unwrap();
-    app.store()
-        .create_account(&AccountRecord {
-            id: "acc_a".into(),
-            email: "a@x.io".into(),
-            name: "a".into(),
-            tier: Tier::Free,
-            password_hash: None,
-            is_admin: false,
-            created_at: 1,
-        })
-        .unwrap();
-    let (raw, _) = app
-        .create_key(
-            "acc_a",
-            "test",
-            vec![Scope::Read, Scope::Write, Scope::Execute],
-            None,
-            None,
-        )
-        .unwrap();
-    let p = app.authenticate(&raw).unwrap();
+    let (p, _) = account(&app, "a@x.io", ALL, None);
     for (tool, args) in [
         ("make_namespace", json!({"name": "acme"})),
         ("make_service", json!({"name": "tools"})),

@@ -7,6 +7,7 @@
 //! the SSRF guard, and that secrets appear in no reply, log or file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account_support;
 mod mcp_servers_support;
 
 use mcp_servers_support::*;

@@ -7,19 +7,21 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use paddock_edge::app::{ApiError, App, AppConfig, Principal, Scope};
+use paddock_edge::app::{ApiError, App, AppConfig, Principal};
 use paddock_edge::route::RunMode;
 use paddock_edge::run::{RunBackend, RunConfig, RunTools};
-use paddock_edge::store::records::AccountRecord;
 use paddock_shared::ErrorCode;
 use paddock_shared::exec::{
     CallRecord, ExecStatus, ExecutionRequest, ExecutionResult, MAX_CODE_BYTES, error_type,
 };
-use paddock_shared::model::{Language, Tier};
+use paddock_shared::model::Language;
 use paddock_shared::snippet::tool_call_code;
 use serde_json::{Map, Value, json};
 use sha2::Digest;
 use tokio_util::sync::CancellationToken;
+
+mod account_support;
+use account_support::{ALL, account};
 
 /// What the fake answers.
 #[derive(Clone, Copy)]
@@ -109,27 +111,6 @@ struct Env {
     p: Principal,
 }
 
-const ALL: &[Scope] = &[Scope::Read, Scope::Write, Scope::Execute];
-
-fn account(app: &App, email: &str) -> Principal {
-    let id = format!("acc_{}", email.replace(['@', '.'], "_"));
-    app.store()
-        .create_account(&AccountRecord {
-            id: id.clone(),
-            email: email.into(),
-            name: email.into(),
-            tier: Tier::Free,
-            password_hash: None,
-            is_admin: false,
-            created_at: 1,
-        })
-        .unwrap();
-    let (raw, _) = app
-        .create_key(&id, "test", ALL.to_vec(), None, None)
-        .unwrap();
-    app.authenticate(&raw).unwrap()
-}
-
 fn args(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
@@ -150,7 +131,7 @@ async fn create(
 async fn env_with(cfg: RunConfig) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = App::open(AppConfig::new(dir.path())).unwrap();
-    let p = account(&app, "a@x.io");
+    let p = account(&app, "a@x.io", ALL, None).0;
     let fake = Fake::new();
     let run = RunTools::new(app.clone(), fake.clone(), &cfg).unwrap();
     create(&app, &p, "acme", "make_namespace", json!({"name": "acme"}))
@@ -636,7 +617,7 @@ async fn executions_are_recorded_and_listed() {
     assert_eq!(x.code, ErrorCode::ExecutionNotFound);
 
     // another account sees nothing of acme, and its own namespace has no records
-    let other = account(&e.app, "b@x.io");
+    let other = account(&e.app, "b@x.io", ALL, None).0;
     let x = create(
         &e.app,
         &other,

@@ -7,11 +7,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use paddock_edge::app::{ApiError, App, AppConfig, Principal, Scope};
+use paddock_edge::app::{ApiError, App, AppConfig, Principal};
 use paddock_edge::remote::guard::AllowList;
 use paddock_edge::secrets::Kek;
-use paddock_edge::store::records::AccountRecord;
-use paddock_shared::model::Tier;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -146,30 +144,8 @@ pub fn open(cfg: AppConfig) -> Result<App, paddock_edge::app::StartupError> {
 }
 
 pub fn principal(app: &App) -> Principal {
-    let id = "acc_remote".to_owned();
-    if app.store().account(&id).unwrap().is_none() {
-        app.store()
-            .create_account(&AccountRecord {
-                id: id.clone(),
-                email: "remote@example.com".into(),
-                name: "remote".into(),
-                tier: Tier::Free,
-                password_hash: None,
-                is_admin: false,
-                created_at: 1,
-            })
-            .unwrap();
-    }
-    let (raw, _) = app
-        .create_key(
-            &id,
-            "test",
-            vec![Scope::Read, Scope::Write, Scope::Execute],
-            None,
-            None,
-        )
-        .unwrap();
-    app.authenticate(&raw).unwrap()
+    let all = crate::account_support::ALL;
+    crate::account_support::account(app, "remote@example.com", all, None).0
 }
 
 /// An App allowing loopback MCP servers, with namespace `acme`.
