@@ -31,8 +31,11 @@ struct Request<'a> {
     jsonrpc: &'a str,
     id: Value,
     method: &'a str,
+    /// Only the keys: every POST on the fast path is first tried as a `tools/list`, so the
+    /// values (a `tools/call`'s arguments and code) are skipped, not built into a tree;
+    /// `params` that is neither null nor an object fails the parse (rmcp then answers).
     #[serde(default)]
-    params: Option<Value>,
+    params: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
 }
 
 /// The JSON-RPC id of a request the fast path may answer, or `None` to use rmcp.
@@ -69,11 +72,11 @@ pub fn tools_list_id(headers: &http::HeaderMap, body: &[u8]) -> Option<Value> {
     if !(req.id.is_string() || req.id.is_i64() || req.id.is_u64()) {
         return None;
     }
-    match &req.params {
-        None | Some(Value::Null) => {}
-        // Only an empty params object (or one with just `_meta`): no cursor.
-        Some(Value::Object(m)) if m.keys().all(|k| k == "_meta") => {}
-        Some(_) => return None,
+    // Only an empty params object (or one with just `_meta`): no cursor.
+    if let Some(m) = &req.params
+        && !m.keys().all(|k| k == "_meta")
+    {
+        return None;
     }
     Some(req.id)
 }
@@ -293,12 +296,23 @@ mod tests {
             ("accept", "application/json"),
         ]);
         assert!(tools_list_id(&only_json, body).is_none());
+        for params in ["null", "{}", r#"{"_meta":{"progressToken":1}}"#] {
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{params}}}"#);
+            assert_eq!(
+                tools_list_id(&headers(OK), body.as_bytes()),
+                Some(Value::from(7)),
+                "{params}"
+            );
+        }
         for other in [
             &br#"{"jsonrpc":"2.0","id":7,"method":"tools/call"}"#[..],
             br#"[{"jsonrpc":"2.0","id":7,"method":"tools/list"}]"#,
             br#"{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":"x"}}"#,
             br#"{"jsonrpc":"2.0","method":"tools/list"}"#,
             br#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#,
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[]}"#,
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/list","params":"x"}"#,
             b"not json",
         ] {
             assert!(
