@@ -30,6 +30,7 @@ from conftest import (
     list_records,
     ok,
     sandbox_skip_reason,
+    stop_process,
 )
 
 pytestmark = pytest.mark.anyio
@@ -76,12 +77,7 @@ class NodeServer:
         return f"http://127.0.0.1:{self.port}/mcp"
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")
