@@ -8,16 +8,13 @@ monthly quota of a free tier set to 2 refuses the third execute through the SDK,
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 import uuid
 
 import httpx2
 import pytest
 
-from conftest import Edge, client, ok
-from test_run_worker import NSJAIL_DIR, Worker, worker_bin  # noqa: F401  (real worker)
+from conftest import Edge, Worker, client, ok, sandbox_skip_reason
 
 pytestmark = pytest.mark.anyio
 
@@ -90,16 +87,9 @@ def test_monthly_quota_through_the_official_client(tmp_path):
 
 @pytest.fixture(scope="module", params=[False, True], ids=["stateless-json", "sessions-sse"])
 def worker_stack(request, tmp_path_factory):
-    binary = worker_bin()
-    if binary is None:
-        pytest.skip("paddock-worker not built (cargo build -p paddock-worker)")
-    probe = subprocess.run(
-        [str(binary), "exec", "--code", "result = 1", "--data-dir", str(tmp_path_factory.mktemp("qprobe"))],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PATH": f"{NSJAIL_DIR}:{os.environ.get('PATH', '')}"},
-    )
-    if probe.returncode != 0:
-        pytest.skip(f"the sandbox does not run on this machine: {probe.stdout[-400:]}")
+    reason = sandbox_skip_reason(tmp_path_factory.mktemp("qprobe"))
+    if reason:
+        pytest.skip(reason)
     # With sessions the replies are SSE streams: the slots must be held while they stream.
     edge = Edge(tmp_path_factory.mktemp("edge-quota"), env={
         "PADDOCK_EDGE_MCP_SESSIONS": "true" if request.param else "false",
@@ -107,7 +97,7 @@ def worker_stack(request, tmp_path_factory):
         "PADDOCK_EDGE_LIMITS_FREE_EXECUTIONS_PER_MINUTE": "100000",
         "PADDOCK_EDGE_LIMITS_FREE_EXECUTION_BURST": "10000",
     })
-    worker = Worker(edge, tmp_path_factory.mktemp("worker-quota"), binary)
+    worker = Worker(edge, tmp_path_factory.mktemp("worker-quota"))
     yield edge, worker
     worker.stop()
     edge.stop()
