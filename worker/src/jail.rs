@@ -66,6 +66,60 @@ pub fn runtime_dir_for(data: &Path) -> PathBuf {
     PathBuf::from(FALLBACK_RUNTIME_ROOT).join(format!("{:016x}", h.finish()))
 }
 
+/// The file in a fallback runtime directory that names the data directory it serves.
+pub const RUNTIME_OWNER_FILE: &str = "data-dir";
+
+/// A fallback runtime directory without [`RUNTIME_OWNER_FILE`] (written by a worker before
+/// this file existed, or by one that is starting right now) is removed only when it is
+/// older than this.
+const OWNERLESS_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Records that `runtime` (a directory under `root`) serves `data`, and removes the other
+/// directories under `root` whose data directory no longer exists. Every data directory that
+/// was ever private (tests' `mktemp -d`, for one) otherwise leaves its ~10 MB runtime behind
+/// for good. Returns how many directories it removed; failures to remove are logged, never
+/// fatal.
+///
+/// # Errors
+/// Creating `runtime` or writing its owner file.
+pub fn claim_fallback_runtime(root: &Path, runtime: &Path, data: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(runtime)?;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::write(
+        runtime.join(RUNTIME_OWNER_FILE),
+        data.as_os_str().as_encoded_bytes(),
+    )?;
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root)?.flatten() {
+        let dir = entry.path();
+        if dir == runtime || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let stale = match std::fs::read(dir.join(RUNTIME_OWNER_FILE)) {
+            Ok(owner) => {
+                use std::os::unix::ffi::OsStrExt;
+                !Path::new(std::ffi::OsStr::from_bytes(&owner)).exists()
+            }
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > OWNERLESS_GRACE),
+        };
+        if !stale {
+            continue;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => removed += 1,
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "stale runtime directory not removed")
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// True when "others" have search (x) permission on `dir` and every directory above it.
 fn searchable_by_others(dir: &Path) -> bool {
     dir.ancestors()
@@ -223,5 +277,52 @@ mod tests {
         std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
         assert_eq!(runtime_dir_for(&data), data.join("runtime"));
+    }
+
+    #[test]
+    fn claiming_a_fallback_runtime_removes_those_of_vanished_data_dirs_only() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let live_data = tempfile::tempdir().expect("tempdir");
+        let mine = root.path().join("mine");
+        let live = root.path().join("live");
+        let gone = root.path().join("gone");
+        let fresh_ownerless = root.path().join("starting");
+        for (dir, owner) in [
+            (&live, Some(live_data.path().to_owned())),
+            (&gone, Some(root.path().join("no-such-data-dir"))),
+            (&fresh_ownerless, None),
+        ] {
+            std::fs::create_dir_all(dir.join("runner")).expect("mkdir");
+            std::fs::write(dir.join("runner/runner.py"), "x").expect("write");
+            if let Some(owner) = owner {
+                std::fs::write(
+                    dir.join(RUNTIME_OWNER_FILE),
+                    owner.as_os_str().as_encoded_bytes(),
+                )
+                .expect("write owner");
+            }
+        }
+        let removed =
+            claim_fallback_runtime(root.path(), &mine, Path::new("/my/data")).expect("claim");
+        assert_eq!(removed, 1);
+        assert!(
+            !gone.exists(),
+            "the runtime of a deleted data dir is removed"
+        );
+        assert!(live.join("runner/runner.py").exists(), "a live one is kept");
+        assert!(
+            fresh_ownerless.exists(),
+            "an ownerless one younger than the grace period may be a worker starting now"
+        );
+        assert_eq!(
+            std::fs::read_to_string(mine.join(RUNTIME_OWNER_FILE)).expect("owner"),
+            "/my/data"
+        );
+        // Claiming again keeps its own directory even though /my/data does not exist.
+        assert_eq!(
+            claim_fallback_runtime(root.path(), &mine, Path::new("/my/data")).expect("claim"),
+            0
+        );
+        assert!(mine.exists());
     }
 }

@@ -96,12 +96,24 @@ pub fn prepare(
             path: cfg.data_dir.clone(),
             source,
         })?;
-    let launcher = Launcher::prepare(
-        &profiles,
-        &nsjail_path(cfg),
-        slot_init,
-        &crate::jail::runtime_dir_for(&data),
-    )?;
+    let runtime = crate::jail::runtime_dir_for(&data);
+    let fallback_root = Path::new(crate::jail::FALLBACK_RUNTIME_ROOT);
+    if runtime.starts_with(fallback_root) {
+        match crate::jail::claim_fallback_runtime(fallback_root, &runtime, &data) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, root = %fallback_root.display(), "removed stale runtime directories");
+            }
+            Err(error) => {
+                return Err(JailError::Io {
+                    path: runtime,
+                    source: error,
+                }
+                .into());
+            }
+        }
+    }
+    let launcher = Launcher::prepare(&profiles, &nsjail_path(cfg), slot_init, &runtime)?;
     let cgroups = Arc::new(Cgroups::detect()?);
     tracing::info!(layout = ?cgroups.layout(), profiles = %profiles.source, "sandbox prepared");
     Ok((launcher, cgroups, settings))
