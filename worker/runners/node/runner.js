@@ -276,8 +276,7 @@ let current = null;
 
 class Execution {
   // `dry`: a start-up warm-up run that builds its result frame but never sends it.
-  constructor(frame, dry) {
-    this.frame = frame;
+  constructor(dry) {
     this.dry = dry;
     this.stdout = new Capture('stdout', MAX_STDOUT);
     this.stderr = new Capture('stderr', MAX_STDERR);
@@ -489,7 +488,7 @@ function exitIntercepted(code) {
 }
 
 async function execute(frame, dry) {
-  const ex = new Execution(frame, dry);
+  const ex = new Execution(dry);
   current = ex;
   let code = frame.code;
   const input = frame.input === undefined ? {} : frame.input;
