@@ -445,7 +445,7 @@ async fn call(
         Some(v) => v,
         None => serde_json::to_value(&r.content).map_err(internal)?,
     };
-    let value = rules::apply_response(&cfg.rules, server, &server_tool, value);
+    let value = rules::apply_response(&cfg.rules, server, &server_tool, value)?;
     let text = value.to_string();
     let bytes = text.len() as u64;
     let (value, truncated) = if bytes > settings.response_limit_bytes {

@@ -92,6 +92,41 @@ pub enum RuleKind {
     /// Wrap the result in `{"untrusted_content": …, "notice": …}` so the caller's model
     /// can tell third-party data from instructions.
     WrapTrustBoundary,
+    // Stored with bincode: new variants go at the end, never between.
+    /// Look for prompt-injection phrasing in every string of the result and act on a match.
+    ScanInjection { action: InjectionAction },
+    /// Put a fixed text before the result (a first text item of a content list, else
+    /// `{"header": …, "content": …}`).
+    InjectHeader { text: String },
+}
+
+/// What `scan_injection` does when a string of the result matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InjectionAction {
+    /// Wrap the result as `{"content": …, "prompt_injection_suspected": {…}}`.
+    Flag,
+    /// Replace each matching span with a marker.
+    Redact,
+    /// Fail the call with `RULE_BLOCKED`.
+    Block,
+}
+
+impl InjectionAction {
+    /// The action's name as given to `add_mcp_server_rule`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InjectionAction::Flag => "flag",
+            InjectionAction::Redact => "redact",
+            InjectionAction::Block => "block",
+        }
+    }
+
+    /// Parses an action name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Flag, Self::Redact, Self::Block]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
 }
 
 impl RuleKind {
@@ -105,6 +140,8 @@ impl RuleKind {
             RuleKind::RedactFields { .. } => "redact_fields",
             RuleKind::StripHtml => "strip_html",
             RuleKind::WrapTrustBoundary => "wrap_trust_boundary",
+            RuleKind::ScanInjection { .. } => "scan_injection",
+            RuleKind::InjectHeader { .. } => "inject_header",
         }
     }
 

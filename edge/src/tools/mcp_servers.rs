@@ -16,8 +16,8 @@ use super::checks::{self, MAX_DESCRIPTION_BYTES};
 use super::{Ctx, Tool, obj, s, store_error};
 use crate::app::{ApiError, Scope};
 use crate::remote::model::{
-    DiscoveredTool, Exposure, McpServerConfig, Pinned, Rule, RuleKind, Settings, ToolOverride,
-    Transport, schema_hash,
+    DiscoveredTool, Exposure, InjectionAction, McpServerConfig, Pinned, Rule, RuleKind, Settings,
+    ToolOverride, Transport, schema_hash,
 };
 use crate::remote::{RemoteCallError, discover, guard, rules};
 use crate::secrets::{Kek, secret_context, server_context};
@@ -26,6 +26,8 @@ use crate::store::{StoreError, now};
 
 /// Most rules per server.
 pub const MAX_RULES: usize = 100;
+/// Longest `inject_header` text (characters).
+pub const MAX_HEADER_CHARS: usize = 2000;
 /// Most headers per server.
 pub const MAX_HEADERS: usize = 32;
 /// Largest secret, token or header value (bytes).
@@ -127,19 +129,21 @@ pub const TOOLS: &[Tool] = &[
     },
     Tool {
         name: "add_mcp_server_rule",
-        description: "Add a rule to a server, for the tools matching a glob (server tool names; default *). Request rules: block_tool, inject_param (param, value), require_param (param), cap_param (param, max). Response rules: redact_fields (fields), strip_html, wrap_trust_boundary.",
+        description: "Add a rule to a server, for the tools matching a glob (server tool names; default *). Request rules: block_tool, inject_param (param, value), require_param (param), cap_param (param, max). Response rules: redact_fields (fields), strip_html, scan_injection (action: flag|redact|block, default flag), inject_header (text), wrap_trust_boundary.",
         scope: Scope::Write,
         admin_only: false,
         schema: || {
             obj(
                 json!({
                     "name": server_arg(),
-                    "type": { "type": "string", "enum": ["block_tool", "inject_param", "require_param", "cap_param", "redact_fields", "strip_html", "wrap_trust_boundary"] },
+                    "type": { "type": "string", "enum": ["block_tool", "inject_param", "require_param", "cap_param", "redact_fields", "strip_html", "scan_injection", "inject_header", "wrap_trust_boundary"] },
                     "tools": s("Glob over the server's tool names, e.g. delete_* (default *)"),
                     "param": s("Parameter name (inject_param, require_param, cap_param)"),
                     "value": { "description": "Value to inject (inject_param)" },
                     "max": { "type": "number", "description": "Upper bound (cap_param)" },
                     "fields": { "type": "array", "items": { "type": "string" }, "description": "Keys to redact (redact_fields)" },
+                    "action": { "type": "string", "enum": ["flag", "redact", "block"], "description": "What a match does (scan_injection; default flag)" },
+                    "text": { "type": "string", "maxLength": MAX_HEADER_CHARS, "description": "Text put before the result (inject_header)" },
                 }),
                 &["name", "type"],
             )
@@ -552,6 +556,12 @@ fn rule_json(r: &Rule) -> Value {
         RuleKind::RedactFields { fields } => {
             m.insert("fields".into(), json!(fields));
         }
+        RuleKind::ScanInjection { action } => {
+            m.insert("action".into(), json!(action.name()));
+        }
+        RuleKind::InjectHeader { text } => {
+            m.insert("text".into(), json!(text));
+        }
         _ => {}
     }
     v
@@ -835,7 +845,9 @@ fn add_rule(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> 
     let a = Args::new(
         "add_mcp_server_rule",
         args.clone(),
-        &["name", "type", "tools", "param", "value", "max", "fields"],
+        &[
+            "name", "type", "tools", "param", "value", "max", "fields", "action", "text",
+        ],
     )?;
     let name = a.req_str("name")?;
     let kind_name = a.req_str("type")?;
@@ -879,9 +891,35 @@ fn add_rule(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> 
         }
         "strip_html" => RuleKind::StripHtml,
         "wrap_trust_boundary" => RuleKind::WrapTrustBoundary,
+        "scan_injection" => {
+            let action = match a.opt_str("action")? {
+                None => InjectionAction::Flag,
+                Some(name) => InjectionAction::parse(&name).ok_or_else(|| {
+                    bad(format!(
+                        "scan_injection: unknown action '{name}'; actions: flag, redact, block"
+                    ))
+                })?,
+            };
+            RuleKind::ScanInjection { action }
+        }
+        "inject_header" => {
+            let text = a
+                .opt_str("text")?
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    bad("inject_header needs 'text' (the text put before the result)")
+                })?;
+            let chars = text.chars().count();
+            if chars > MAX_HEADER_CHARS {
+                return Err(bad(format!(
+                    "inject_header: 'text' is {chars} characters, over the limit of {MAX_HEADER_CHARS}"
+                )));
+            }
+            RuleKind::InjectHeader { text }
+        }
         other => {
             return Err(bad(format!(
-                "unknown rule type '{other}'; types: block_tool, inject_param, require_param, cap_param, redact_fields, strip_html, wrap_trust_boundary"
+                "unknown rule type '{other}'; types: block_tool, inject_param, require_param, cap_param, redact_fields, strip_html, scan_injection, inject_header, wrap_trust_boundary"
             )));
         }
     };
