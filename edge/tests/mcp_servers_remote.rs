@@ -19,6 +19,13 @@ fn a(v: Value) -> serde_json::Map<String, Value> {
     args(v)
 }
 
+/// `add_mcp_server_rule` arguments for the test server `guarded`.
+fn rule(v: Value) -> Value {
+    let mut m = args(v);
+    m.insert("name".into(), json!("guarded"));
+    Value::Object(m)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_everything_is_added_discovered_called_and_removed() {
     let server = everything("streamableHttp").await;
@@ -396,11 +403,6 @@ async fn every_rule_applies_to_the_tools_its_glob_matches() {
     let server = test_server().await;
     let e = env().await;
     add_test_server(&e, &server).await;
-    let rule = |v: Value| {
-        let mut m = args(v);
-        m.insert("name".into(), json!("guarded"));
-        Value::Object(m)
-    };
     let block = ok(
         &e,
         "add_mcp_server_rule",
@@ -547,11 +549,6 @@ async fn scan_injection_and_inject_header_act_on_real_results() {
     let server = test_server().await;
     let e = env().await;
     add_test_server(&e, &server).await;
-    let rule = |v: Value| {
-        let mut m = args(v);
-        m.insert("name".into(), json!("guarded"));
-        Value::Object(m)
-    };
     // Argument checks, at the limit and one past it.
     for bad in [
         json!({"type": "scan_injection", "action": "quarantine"}),
