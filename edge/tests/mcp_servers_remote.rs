@@ -448,6 +448,8 @@ async fn every_rule_applies_to_the_tools_its_glob_matches() {
         json!({"type": "cap_param", "param": "limit"}),
         json!({"type": "require_param"}),
         json!({"type": "block_tool", "tools": "[unclosed"}),
+        json!({"type": "block_tool", "param": "x"}),
+        json!({"type": "inject_param", "param": "x", "value": 1, "max": 2}),
     ] {
         assert_eq!(
             err_code(&e, "add_mcp_server_rule", rule(bad)).await,
@@ -562,6 +564,16 @@ async fn scan_injection_and_inject_header_act_on_real_results() {
             "{bad}"
         );
     }
+    assert!(
+        err(
+            &e,
+            "add_mcp_server_rule",
+            rule(json!({"type": "scan_injection", "text": "x"}))
+        )
+        .await
+        .message
+        .contains("argument 'text' does not apply to rule type scan_injection (it takes action)")
+    );
     let longest = ok(
         &e,
         "add_mcp_server_rule",

@@ -923,6 +923,30 @@ fn add_rule(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> 
             )));
         }
     };
+    // An argument of another rule type is a mistake (a `max` meant for cap_param given to
+    // inject_param, say): say so rather than store a rule that ignores it.
+    let uses: &[&str] = match &kind {
+        RuleKind::InjectParam { .. } => &["param", "value"],
+        RuleKind::RequireParam { .. } => &["param"],
+        RuleKind::CapParam { .. } => &["param", "max"],
+        RuleKind::RedactFields { .. } => &["fields"],
+        RuleKind::ScanInjection { .. } => &["action"],
+        RuleKind::InjectHeader { .. } => &["text"],
+        RuleKind::BlockTool | RuleKind::StripHtml | RuleKind::WrapTrustBoundary => &[],
+    };
+    if let Some(extra) = args
+        .keys()
+        .find(|k| !["name", "type", "tools"].contains(&k.as_str()) && !uses.contains(&k.as_str()))
+    {
+        let takes = if uses.is_empty() {
+            "no other arguments".to_owned()
+        } else {
+            uses.join(", ")
+        };
+        return Err(bad(format!(
+            "argument '{extra}' does not apply to rule type {kind_name} (it takes {takes})"
+        )));
+    }
     ctx.current_namespace()?;
     let rule = Rule {
         id: rule_id(),
