@@ -74,23 +74,23 @@ pub const RUNTIME_OWNER_FILE: &str = "data-dir";
 /// older than this.
 const OWNERLESS_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Records that `runtime` (a directory under `root`) serves `data`, and removes the other
-/// directories under `root` whose data directory no longer exists. Every data directory that
-/// was ever private (tests' `mktemp -d`, for one) otherwise leaves its ~10 MB runtime behind
-/// for good. Returns how many directories it removed; failures to remove are logged, never
-/// fatal.
+/// Records that `runtime` (a directory under `root`, made by [`Launcher::prepare`]) serves
+/// `data`, and removes the other directories under `root` whose data directory no longer
+/// exists. Every data directory that was ever private (tests' `mktemp -d`, for one)
+/// otherwise leaves its ~10 MB runtime behind for good. Returns how many directories it
+/// removed; failures to remove are logged, never fatal.
 ///
 /// # Errors
-/// Creating `runtime` or writing its owner file.
-pub fn claim_fallback_runtime(root: &Path, runtime: &Path, data: &Path) -> std::io::Result<usize> {
-    std::fs::create_dir_all(runtime)?;
-    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::write(
-        runtime.join(RUNTIME_OWNER_FILE),
-        data.as_os_str().as_encoded_bytes(),
-    )?;
+/// Writing the owner file or listing `root`, naming the path.
+pub fn claim_fallback_runtime(
+    root: &Path,
+    runtime: &Path,
+    data: &Path,
+) -> Result<usize, JailError> {
+    let owner_file = runtime.join(RUNTIME_OWNER_FILE);
+    std::fs::write(&owner_file, data.as_os_str().as_encoded_bytes()).map_err(io(&owner_file))?;
     let mut removed = 0;
-    for entry in std::fs::read_dir(root)?.flatten() {
+    for entry in std::fs::read_dir(root).map_err(io(root))?.flatten() {
         let dir = entry.path();
         if dir == runtime || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
@@ -302,6 +302,7 @@ mod tests {
                 .expect("write owner");
             }
         }
+        std::fs::create_dir_all(&mine).expect("mkdir");
         let removed =
             claim_fallback_runtime(root.path(), &mine, Path::new("/my/data")).expect("claim");
         assert_eq!(removed, 1);

@@ -97,23 +97,14 @@ pub fn prepare(
             source,
         })?;
     let runtime = crate::jail::runtime_dir_for(&data);
+    let launcher = Launcher::prepare(&profiles, &nsjail_path(cfg), slot_init, &runtime)?;
     let fallback_root = Path::new(crate::jail::FALLBACK_RUNTIME_ROOT);
     if runtime.starts_with(fallback_root) {
-        match crate::jail::claim_fallback_runtime(fallback_root, &runtime, &data) {
-            Ok(0) => {}
-            Ok(removed) => {
-                tracing::info!(removed, root = %fallback_root.display(), "removed stale runtime directories");
-            }
-            Err(error) => {
-                return Err(JailError::Io {
-                    path: runtime,
-                    source: error,
-                }
-                .into());
-            }
+        let removed = crate::jail::claim_fallback_runtime(fallback_root, &runtime, &data)?;
+        if removed > 0 {
+            tracing::info!(removed, root = %fallback_root.display(), "removed stale runtime directories");
         }
     }
-    let launcher = Launcher::prepare(&profiles, &nsjail_path(cfg), slot_init, &runtime)?;
     let cgroups = Arc::new(Cgroups::detect()?);
     tracing::info!(layout = ?cgroups.layout(), profiles = %profiles.source, "sandbox prepared");
     Ok((launcher, cgroups, settings))
