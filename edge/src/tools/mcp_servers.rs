@@ -26,6 +26,24 @@ use crate::store::{StoreError, now};
 
 /// Most rules per server.
 pub const MAX_RULES: usize = 100;
+/// Each rule type of `add_mcp_server_rule` and the arguments it takes besides `name`,
+/// `type` and `tools`.
+const RULE_TYPES: &[(&str, &[&str])] = &[
+    ("block_tool", &[]),
+    ("inject_param", &["param", "value"]),
+    ("require_param", &["param"]),
+    ("cap_param", &["param", "max"]),
+    ("redact_fields", &["fields"]),
+    ("strip_html", &[]),
+    ("scan_injection", &["action"]),
+    ("inject_header", &["text"]),
+    ("wrap_trust_boundary", &[]),
+];
+
+fn rule_type_names() -> Vec<&'static str> {
+    RULE_TYPES.iter().map(|(t, _)| *t).collect()
+}
+
 /// Longest `inject_header` text (characters).
 pub const MAX_HEADER_CHARS: usize = 2000;
 /// Most headers per server.
@@ -136,7 +154,7 @@ pub const TOOLS: &[Tool] = &[
             obj(
                 json!({
                     "name": server_arg(),
-                    "type": { "type": "string", "enum": ["block_tool", "inject_param", "require_param", "cap_param", "redact_fields", "strip_html", "scan_injection", "inject_header", "wrap_trust_boundary"] },
+                    "type": { "type": "string", "enum": rule_type_names() },
                     "tools": s("Glob over the server's tool names, e.g. delete_* (default *)"),
                     "param": s("Parameter name (inject_param, require_param, cap_param)"),
                     "value": { "description": "Value to inject (inject_param)" },
@@ -853,6 +871,31 @@ fn add_rule(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> 
     let kind_name = a.req_str("type")?;
     let tools = a.opt_str("tools")?.unwrap_or_else(|| "*".to_owned());
     rules::check_glob(&tools).map_err(|e| bad(format!("tools: invalid glob '{tools}': {e}")))?;
+    let unknown = || {
+        bad(format!(
+            "unknown rule type '{kind_name}'; types: {}",
+            rule_type_names().join(", ")
+        ))
+    };
+    let &(_, uses) = RULE_TYPES
+        .iter()
+        .find(|(t, _)| *t == kind_name)
+        .ok_or_else(unknown)?;
+    // An argument of another rule type is a mistake (a `max` meant for cap_param given to
+    // inject_param, say): say so rather than store a rule that ignores it.
+    if let Some(extra) = args
+        .keys()
+        .find(|k| !["name", "type", "tools"].contains(&k.as_str()) && !uses.contains(&k.as_str()))
+    {
+        let takes = if uses.is_empty() {
+            "no other arguments".to_owned()
+        } else {
+            uses.join(", ")
+        };
+        return Err(bad(format!(
+            "argument '{extra}' does not apply to rule type {kind_name} (it takes {takes})"
+        )));
+    }
     let param = || {
         a.opt_str("param")?
             .filter(|p| !p.is_empty())
@@ -917,36 +960,8 @@ fn add_rule(ctx: &Ctx<'_>, args: Map<String, Value>) -> Result<Value, ApiError> 
             }
             RuleKind::InjectHeader { text }
         }
-        other => {
-            return Err(bad(format!(
-                "unknown rule type '{other}'; types: block_tool, inject_param, require_param, cap_param, redact_fields, strip_html, scan_injection, inject_header, wrap_trust_boundary"
-            )));
-        }
+        _ => return Err(unknown()),
     };
-    // An argument of another rule type is a mistake (a `max` meant for cap_param given to
-    // inject_param, say): say so rather than store a rule that ignores it.
-    let uses: &[&str] = match &kind {
-        RuleKind::InjectParam { .. } => &["param", "value"],
-        RuleKind::RequireParam { .. } => &["param"],
-        RuleKind::CapParam { .. } => &["param", "max"],
-        RuleKind::RedactFields { .. } => &["fields"],
-        RuleKind::ScanInjection { .. } => &["action"],
-        RuleKind::InjectHeader { .. } => &["text"],
-        RuleKind::BlockTool | RuleKind::StripHtml | RuleKind::WrapTrustBoundary => &[],
-    };
-    if let Some(extra) = args
-        .keys()
-        .find(|k| !["name", "type", "tools"].contains(&k.as_str()) && !uses.contains(&k.as_str()))
-    {
-        let takes = if uses.is_empty() {
-            "no other arguments".to_owned()
-        } else {
-            uses.join(", ")
-        };
-        return Err(bad(format!(
-            "argument '{extra}' does not apply to rule type {kind_name} (it takes {takes})"
-        )));
-    }
     ctx.current_namespace()?;
     let rule = Rule {
         id: rule_id(),
